@@ -1,0 +1,34 @@
+# vecspread developer targets. `make test` is what .ci/run calls; `make demo` is the main job.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+TORCH   = torch==2.13.0
+
+.PHONY: setup test demo man completions docs clean
+
+setup: $(VENV)/.installed
+
+# The CPU build of torch goes in first and constraints.txt pins it, so nothing pulls the CUDA stack.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+demo: setup
+	$(BIN)/vecspread demo
+
+# Regenerate man pages (help2man) and shell completions from the CLI itself.
+man: setup
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python tools/gen_docs.py man
+
+completions: setup
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python tools/gen_docs.py completions
+
+docs: man completions
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,3 @@
+from vecspread.cli import main
+
+main()

@@ -1,0 +1,339 @@
+"""The vecspread command line: one thin command per stage (parse, call, report).
+
+Heavy packages (numpy, torch, faiss, h5py) are imported inside the commands only, so that shell
+TAB completion, which re-runs this program, stays fast.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, List, Optional
+
+import typer
+
+from vecspread import __version__
+from vecspread.codecs import CODEC_NAMES
+from vecspread.console import Console
+from vecspread.errors import EXIT_BAD_INPUT, VecspreadError
+from vecspread.transforms import METHOD_NAMES
+
+Method = enum.Enum("Method", {name.replace("-", "_"): name for name in METHOD_NAMES}, type=str)
+CodecName = enum.Enum("CodecName", {name: name for name in CODEC_NAMES}, type=str)
+
+
+class Distance(str, enum.Enum):
+    euclidean = "euclidean"
+    angular = "angular"
+    dot = "dot"
+
+
+app = typer.Typer(
+    name="vecspread",
+    help="Learned spreading transforms and fixed compact codes for similarity search.\n\n"
+    "Stages read and write HDF5 artifacts: import -> gt -> train -> encode -> search -> eval.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+console = Console()
+
+OUTPUT_HELP = "Output HDF5 file (written to a temporary file, then renamed)."
+BLOCK_HELP = "Database vectors per block: memory is bounded by this, not by the database size."
+THREADS_HELP = "Threads for faiss/torch (default: the cores this process may use)."
+JSON_HELP = "Print the result as one JSON object on stdout."
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vecspread {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors on stderr (no progress, no log lines)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="More detail on stderr, and tracebacks of internal errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Global options apply to every stage; give them before the stage name."""
+    console.configure(quiet=quiet, verbose=verbose)
+
+
+def stage(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a command body, turning user errors into one line on stderr and an exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except VecspreadError as e:
+            console.error(str(e))
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            console.error("interrupted (no output was written)")
+            raise typer.Exit(130) from None
+        except OSError as e:
+            console.error(f"{e.strerror or e} ({e.filename})" if getattr(e, "filename", None) else str(e))
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        except MemoryError:
+            console.error("out of memory: use a smaller --block-size")
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+
+    return wrapper
+
+
+def _prepare(output: Optional[str], inputs: list[Optional[str]], threads: Optional[int] = None) -> None:
+    from vecspread.artifacts import check_output_path
+    from vecspread.runtime import set_threads
+
+    if output is not None:
+        check_output_path(output, [i for i in inputs if i])
+    set_threads(threads)
+
+
+def _report(summary: dict[str, Any], as_json: bool, title: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(summary, sort_keys=True))
+    else:
+        console.summary(title, summary)
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+@app.command("import")
+@stage
+def import_cmd(
+    base: str = typer.Argument(..., help="Database vectors (.fvecs .bvecs .ivecs .fbin .u8bin .i8bin .ibin .npy)."),
+    queries: str = typer.Option(..., "--queries", help="Query vectors (same formats)."),
+    output: str = typer.Option(..., "--output", "-o", help=OUTPUT_HELP),
+    learn: Optional[str] = typer.Option(None, "--learn", help="Training vectors for fitting models (disjoint from the base)."),
+    groundtruth: Optional[str] = typer.Option(None, "--groundtruth", help="Neighbour ids, one row per query (.ivecs .ibin .npy); true distances are recomputed."),
+    distance: Distance = typer.Option(Distance.euclidean, "--distance", help="Similarity of the dataset: euclidean (L2), angular (cosine) or dot (inner product)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Override the format given by the file extensions (e.g. fvecs)."),
+    block_size: int = typer.Option(65536, "--block-size", min=1, help=BLOCK_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Import vector files into a dataset artifact (ann-benchmarks HDF5 layout plus a learn set)."""
+    _prepare(output, [base, queries, learn, groundtruth])
+    from vecspread.importing import import_dataset
+
+    with console.progress() as progress:
+        summary = import_dataset(base, output, queries=queries, learn=learn, groundtruth=groundtruth,
+                                 distance=distance.value, fmt=fmt, block_size=block_size, progress=progress)
+    _report({"output": output, **summary}, as_json, "imported")
+
+
+@app.command("gt")
+@stage
+def gt_cmd(
+    dataset: str = typer.Argument(..., help="Dataset artifact (or ann-benchmarks HDF5 file)."),
+    output: str = typer.Option(..., "--output", "-o", help=OUTPUT_HELP),
+    k: int = typer.Option(100, "-k", help="Neighbours per query."),
+    block_size: int = typer.Option(65536, "--block-size", min=1, help=BLOCK_HELP),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Exact k-nearest neighbours of the queries in the database (faiss, block by block)."""
+    _prepare(output, [dataset], threads)
+    from vecspread.groundtruth import compute_groundtruth
+
+    with console.progress() as progress:
+        summary = compute_groundtruth(dataset, output, k, block_size=block_size, progress=progress)
+    _report({"output": output, **summary}, as_json, "ground truth")
+
+
+@app.command("train")
+@stage
+def train_cmd(
+    dataset: str = typer.Argument(..., help="Dataset artifact; its learn set is used when present."),
+    output: str = typer.Option(..., "--output", "-o", help=OUTPUT_HELP),
+    method: Method = typer.Option(..., "--method", "-m", help="Transform to fit: " + ", ".join(METHOD_NAMES) + "."),
+    dout: Optional[int] = typer.Option(None, "--dout", help="Output dimension (pca, rotation; default: the input's)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (rotation)."),
+    max_train: Optional[int] = typer.Option(None, "--max-train", min=1, help="Fit on at most this many training vectors (a seeded random sample)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Fit a transform (the 'spreading' map applied before coding) and write a model artifact.
+
+    Methods: identity (y = x), pca (centre, project on the --dout leading components),
+    rotation (random orthogonal projection to --dout dimensions; with sign codes this is LSH,
+    as faiss IndexLSH(d, dout)).
+    """
+    _prepare(output, [dataset], threads)
+    from vecspread.modeling import train_model
+
+    options = {"dout": dout, "seed": seed}
+    with console.progress() as progress:
+        summary = train_model(dataset, output, method.value, options, max_train=max_train, progress=progress)
+    _report({"output": output, **summary}, as_json, "trained")
+
+
+@app.command("encode")
+@stage
+def encode_cmd(
+    model: str = typer.Argument(..., help="Model artifact from `vecspread train`."),
+    dataset: str = typer.Argument(..., help="Dataset whose database (train set) is encoded."),
+    output: str = typer.Option(..., "--output", "-o", help=OUTPUT_HELP),
+    codec: CodecName = typer.Option(..., "--codec", "-c", help="sign: one bit per output dimension (Hamming search); lattice: spherical integer lattice."),
+    bits: Optional[int] = typer.Option(None, "--bits", help="Bit budget: lattice picks the largest r^2 whose point count fits; sign checks it equals the model's --dout."),
+    r2: Optional[int] = typer.Option(None, "--r2", help="Lattice squared radius (instead of --bits)."),
+    block_size: int = typer.Option(65536, "--block-size", min=1, help=BLOCK_HELP),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Transform the database with the model and encode it; the codes file carries the model."""
+    if codec.value == "lattice" and (bits is None) == (r2 is None):
+        raise_usage("--codec lattice needs exactly one of --bits or --r2 (e.g. --bits 64)")
+    if bits is not None and r2 is not None:
+        raise_usage("--bits and --r2 conflict: give one")
+    _prepare(output, [model, dataset], threads)
+    from vecspread.encoding import encode_dataset
+
+    options = {"bits": bits, "r2": r2}
+    with console.progress() as progress:
+        summary = encode_dataset(model, dataset, output, codec.value, options, block_size=block_size, progress=progress)
+    _report({"output": output, **summary}, as_json, "encoded")
+
+
+@app.command("search")
+@stage
+def search_cmd(
+    codes: str = typer.Argument(..., help="Codes artifact from `vecspread encode`."),
+    dataset: str = typer.Argument(..., help="Dataset whose queries (test set) are searched; the one the codes were encoded from."),
+    output: str = typer.Option(..., "--output", "-o", help=OUTPUT_HELP),
+    k: int = typer.Option(100, "-k", help="Results per query."),
+    block_size: int = typer.Option(65536, "--block-size", min=1, help="Codes per block: memory is bounded by this."),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Transform the queries with the stored model and scan the codes (Hamming or asymmetric lattice)."""
+    _prepare(output, [codes, dataset], threads)
+    from vecspread.searching import search_codes
+
+    with console.progress() as progress:
+        summary = search_codes(codes, dataset, output, k, block_size=block_size, threads=threads, progress=progress)
+    _report({"output": output, **summary}, as_json, "searched")
+
+
+@app.command("eval")
+@stage
+def eval_cmd(
+    results: str = typer.Argument(..., help="Results artifact from `vecspread search`."),
+    groundtruth: str = typer.Argument(..., help="Ground truth from `vecspread gt`, or a dataset that carries neighbors/distances."),
+    at: str = typer.Option("1,10,100", "--at", help="Comma-separated ranks k."),
+    min_recall: List[str] = typer.Option([], "--min-recall", help="K=V: exit 1 unless 1-recall@K >= V (repeatable); the CI gate."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Recall of search results: 1-recall@k (the true nearest neighbour is in the top k) and k-recall@k.
+
+    Ties in true distance never count as misses. Exit code 1 when a --min-recall check fails.
+    """
+    from vecspread.errors import CheckFailed
+    from vecspread.evaluation import evaluate, parse_min_recall
+
+    ks = _parse_ranks(at)
+    thresholds = parse_min_recall(min_recall)
+    report = evaluate(results, groundtruth, sorted(set(ks) | set(thresholds)))
+    report["recall"] = {key: v for key, v in report["recall"].items() if int(key) in ks or int(key) in thresholds}
+    failures = [f"1-recall@{k} = {report['recall'][str(k)]:.4f} < {v}" for k, v in sorted(thresholds.items())
+                if report["recall"][str(k)] < v]
+    report["checks"] = {f"{k}": {"min": v, "ok": report["recall"][str(k)] >= v} for k, v in thresholds.items()}
+    if as_json:
+        typer.echo(json.dumps(report, sort_keys=True))
+    else:
+        console.recall_table(report)
+    if failures:
+        raise CheckFailed("recall check failed: " + "; ".join(failures))
+
+
+@app.command("atoms")
+@stage
+def atoms_cmd(
+    dim: int = typer.Option(..., "--dim", "-d", help="Lattice dimension (the model's --dout)."),
+    r2: Optional[int] = typer.Option(None, "--r2", help="Squared radius."),
+    bits: Optional[int] = typer.Option(None, "--bits", help="Bit budget: choose the largest r^2 whose point count fits."),
+    list_atoms: bool = typer.Option(False, "--list", help="Also print every atom."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Describe the spherical lattice {z in Z^d : ||z||^2 = r^2}: atoms, exact point count, bits."""
+    if (r2 is None) == (bits is None):
+        raise_usage("give exactly one of --r2 or --bits")
+    from vecspread.codecs import lattice
+
+    if dim <= 0:
+        raise_usage(f"--dim must be positive, got {dim}")
+    chosen = r2 if r2 is not None else lattice.r2_for_bits(dim, bits)
+    info = lattice.describe(dim, chosen)
+    info = {**info, "n_points": int(info["n_points"])}
+    if bits is not None:
+        info["bits_budget"] = bits
+    atoms = [list(a) for a in lattice.atoms(dim, chosen)] if list_atoms else None
+    if as_json:
+        out = {**info, "n_points": str(info["n_points"])}
+        if atoms is not None:
+            out["atoms"] = atoms
+        typer.echo(json.dumps(out, sort_keys=True))
+    else:
+        console.summary("lattice", info, stdout=True)
+        if atoms is not None:
+            for a in atoms:
+                typer.echo(" ".join(str(v) for v in a))
+
+
+@app.command("demo")
+@stage
+def demo_cmd(
+    workdir: Optional[str] = typer.Option(None, "--workdir", help="Keep the artifacts here (default: a temporary directory)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Run the whole pipeline on the small real SIFT dataset shipped with vecspread and print recalls."""
+    _prepare(None, [], threads)
+    from vecspread.demo import run_demo
+
+    if workdir is not None:
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+    with console.progress() as progress:
+        rows = run_demo(workdir, progress=progress)
+    if as_json:
+        typer.echo(json.dumps(rows, sort_keys=True))
+    else:
+        console.demo_table(rows)
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def raise_usage(message: str) -> None:
+    from vecspread.errors import ConfigError
+
+    raise ConfigError(message)
+
+
+def _parse_ranks(text: str) -> list[int]:
+    from vecspread.errors import ConfigError
+
+    try:
+        ks = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        ks = []
+    if not ks or any(k <= 0 for k in ks):
+        raise ConfigError(f"--at {text!r}: expected comma-separated positive ranks, e.g. 1,10,100")
+    return ks
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="vecspread")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""The ``encode --codec`` registry: codec name -> Codec class, imported only when used.
+
+Adding a codec: a Codec subclass in its own module plus one line in ``_CODECS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vecspread.codecs.base import Codec
+
+_CODECS: dict[str, str] = {
+    "sign": "vecspread.codecs.binary:SignCodec",
+    "lattice": "vecspread.codecs.lattice:LatticeCodec",
+}
+
+CODEC_NAMES: tuple[str, ...] = tuple(_CODECS)
+
+
+def get_codec_class(name: str) -> type["Codec"]:
+    """The Codec class registered as ``name`` (KeyError when unknown)."""
+    module, _, cls = _CODECS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)

@@ -1,0 +1,76 @@
+"""The ``train`` stage and model loading: a fitted transform stored as JSON config + weights."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Any
+
+from vecspread.artifacts import Artifact, Dataset, open_artifact, provenance, read_component, write_artifact, write_component
+from vecspread.errors import ConfigError, InputError
+from vecspread.progress import LogProgress, Progress
+from vecspread.transforms import METHOD_NAMES, get_transform_class
+from vecspread.transforms.base import Transform
+
+
+def make_transform(method: str, options: dict[str, Any]) -> Transform:
+    """Instantiate ``method`` with the options the user set (None = not given).
+
+    An option the method does not take is refused, naming the flag, rather than silently ignored.
+    """
+    if method not in METHOD_NAMES:
+        raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHOD_NAMES)}")
+    cls = get_transform_class(method)
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    given = {k: v for k, v in options.items() if v is not None}
+    stray = sorted(set(given) - accepted)
+    if stray:
+        flags = ", ".join("--" + s.replace("_", "-") for s in stray)
+        raise ConfigError(f"{flags} does not apply to --method {method} (it takes: "
+                          f"{', '.join('--' + a.replace('_', '-') for a in sorted(accepted)) or 'no options'})")
+    return cls(**given)
+
+
+def train_model(
+    dataset: str, output: str, method: str, options: dict[str, Any], *,
+    max_train: int | None = None, sample_seed: int = 0, progress: Progress | None = None,
+) -> dict:
+    """Fit ``method`` on the dataset's learn set (or a sample of its database) and write a model artifact."""
+    progress = progress or LogProgress()
+    transform = make_transform(method, options)
+    with Dataset(dataset) as ds:
+        xt, note = ds.training_set(max_train, seed=sample_seed)
+        progress.log(f"training {method} on {note}")
+        t0 = time.perf_counter()
+        transform.fit(xt, progress=progress)
+        seconds = time.perf_counter() - t0
+        config = transform.get_config()
+        with write_artifact(
+            output, "model", params={"method": method, **config, "training_set": note},
+            inputs=[provenance(ds.art, "dataset")], attrs={"train_seconds": seconds},
+        ) as f:
+            write_component(f.create_group("transform"), method, config, transform.get_weights())
+    return {"method": method, "d_in": transform.d_in, "d_out": transform.d_out,
+            "train_seconds": round(seconds, 3), "training_set": note}
+
+
+def load_transform(art: Artifact) -> Transform:
+    """The fitted transform stored in a model or codes artifact."""
+    if "transform" not in art.file:
+        raise InputError(f"{art.path}: has no /transform group (not written by `vecspread train`?)")
+    type_name, config, weights = read_component(art.file["transform"], art.path)
+    if type_name not in METHOD_NAMES:
+        raise InputError(f"{art.path}: transform type {type_name!r} is unknown to this vecspread version")
+    try:
+        return get_transform_class(type_name).from_state(config, weights)
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"{art.path}: transform {type_name} cannot be rebuilt from the file ({e})") from None
+
+
+def open_model(path: str) -> tuple[Artifact, Transform]:
+    art = open_artifact(path, "model", role="model")
+    try:
+        return art, load_transform(art)
+    except BaseException:
+        art.close()
+        raise

@@ -1,0 +1,38 @@
+"""Thread settings for numpy-free libraries we drive (faiss, torch).
+
+On a small shared machine oversubscribed threads make every step several times slower, so the
+default is the number of cores this process may actually run on, not the machine's core count.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def available_cores() -> int:
+    """Cores this process may run on (respects CPU affinity / container limits)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def set_threads(threads: int | None) -> int:
+    """Set faiss (and torch, when already imported) to ``threads`` (default: available cores)."""
+    n = available_cores() if threads is None or threads <= 0 else int(threads)
+    import faiss
+
+    faiss.omp_set_num_threads(n)
+    if "torch" in sys.modules:
+        configure_torch(n)
+    return n
+
+
+def configure_torch(threads: int | None = None) -> None:
+    """Set torch's intra-op threads (call after importing torch)."""
+    import torch
+
+    n = available_cores() if threads is None or threads <= 0 else int(threads)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)

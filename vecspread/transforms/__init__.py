@@ -1,0 +1,27 @@
+"""The ``train --method`` registry: method name -> Transform class, imported only when used.
+
+Adding a method: write a Transform subclass in its own module and add one line to ``_METHODS``.
+Importing this package is cheap (no numpy, torch or faiss), so the CLI can list the names at start-up.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vecspread.transforms.base import Transform
+
+_METHODS: dict[str, str] = {
+    "identity": "vecspread.transforms.linear:IdentityTransform",
+    "pca": "vecspread.transforms.linear:PCATransform",
+    "rotation": "vecspread.transforms.linear:RotationTransform",
+}
+
+METHOD_NAMES: tuple[str, ...] = tuple(_METHODS)
+
+
+def get_transform_class(name: str) -> type["Transform"]:
+    """The Transform class registered as ``name`` (KeyError when unknown)."""
+    module, _, cls = _METHODS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
