@@ -182,7 +182,7 @@ def encode_cmd(
     model: str = typer.Argument(..., help="Model artifact from `vecspread train`."),
     dataset: str = typer.Argument(..., help="Dataset whose database (train set) is encoded."),
     output: str = typer.Option(..., "--output", "-o", help=OUTPUT_HELP),
-    codec: CodecName = typer.Option(..., "--codec", "-c", help="sign: one bit per output dimension (Hamming search); lattice: spherical integer lattice."),
+    codec: Optional[CodecName] = typer.Option(None, "--codec", "-c", help="sign: one bit per output dimension (Hamming search); lattice: spherical integer lattice. Default: the codec trained with the model, if any."),
     bits: Optional[int] = typer.Option(None, "--bits", help="Bit budget: lattice picks the largest r^2 whose point count fits; sign checks it equals the model's --dout."),
     r2: Optional[int] = typer.Option(None, "--r2", help="Lattice squared radius (instead of --bits)."),
     block_size: int = typer.Option(65536, "--block-size", min=1, help=BLOCK_HELP),
@@ -190,7 +190,7 @@ def encode_cmd(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Transform the database with the model and encode it; the codes file carries the model."""
-    if codec.value == "lattice" and (bits is None) == (r2 is None):
+    if codec is not None and codec.value == "lattice" and (bits is None) == (r2 is None):
         raise_usage("--codec lattice needs exactly one of --bits or --r2 (e.g. --bits 64)")
     if bits is not None and r2 is not None:
         raise_usage("--bits and --r2 conflict: give one")
@@ -199,7 +199,8 @@ def encode_cmd(
 
     options = {"bits": bits, "r2": r2}
     with console.progress() as progress:
-        summary = encode_dataset(model, dataset, output, codec.value, options, block_size=block_size, progress=progress)
+        summary = encode_dataset(model, dataset, output, codec.value if codec else None, options,
+                                 block_size=block_size, progress=progress)
     _report({"output": output, **summary}, as_json, "encoded")
 
 

@@ -32,12 +32,14 @@ def make_codec(name: str, options: dict[str, Any]) -> Codec:
 
 
 def encode_dataset(
-    model: str, dataset: str, output: str, codec_name: str, options: dict[str, Any], *,
+    model: str, dataset: str, output: str, codec_name: str | None, options: dict[str, Any], *,
     block_size: int = DEFAULT_BLOCK_SIZE, progress: Progress | None = None,
 ) -> dict:
-    """Encode the dataset's database (``train``) and write ``/codes`` (n, code_size) uint8 plus the model."""
+    """Encode the dataset's database (``train``) and write ``/codes`` (n, code_size) uint8 plus the model.
+
+    ``codec_name`` None uses the codec trained with the model (methods such as pq or itq store one).
+    """
     progress = progress or LogProgress()
-    codec = make_codec(codec_name, options)
     model_art, transform = open_model(model)
     with model_art, Dataset(dataset) as ds:
         if ds.d != transform.d_in:
@@ -45,7 +47,12 @@ def encode_dataset(
                 f"model {model} expects {transform.d_in}-dimensional vectors but {dataset} has {ds.d}; "
                 "train a model on this dataset"
             )
-        codec.fit(_codec_training_set(codec, transform, ds))
+        if codec_name is None:
+            codec = _model_codec(model_art, options)
+            codec_name = codec.name
+        else:
+            codec = make_codec(codec_name, options)
+            codec.fit(_codec_training_set(codec, transform, ds))
         n = ds.size("train")
         t0 = time.perf_counter()
         with write_artifact(
@@ -68,11 +75,36 @@ def encode_dataset(
             "encode_seconds": round(seconds, 3), "vectors_per_second": round(n / max(seconds, 1e-9))}
 
 
+def _model_codec(model_art: Artifact, options: dict[str, Any]) -> Codec:
+    if "codec" not in model_art.file:
+        raise ConfigError(
+            f"model {model_art.path} has no trained codec; choose one with --codec ({', '.join(CODEC_NAMES)})"
+        )
+    given = sorted(k for k, v in options.items() if v is not None)
+    if given:
+        raise ConfigError(
+            f"{', '.join('--' + g.replace('_', '-') for g in given)} cannot change the codec trained with the model; "
+            "drop the option, or pass --codec to encode with another codec"
+        )
+    return load_codec(model_art)
+
+
+def load_codec(art: Artifact) -> Codec:
+    """The codec stored in the ``/codec`` group of a model or codes artifact."""
+    type_name, config, arrays = read_component(art.file["codec"], art.path)
+    if type_name not in CODEC_NAMES:
+        raise InputError(f"{art.path}: codec {type_name!r} is unknown to this vecspread version")
+    try:
+        return get_codec_class(type_name).from_state(config, arrays)
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"{art.path}: codec {type_name} cannot be rebuilt from the file ({e})") from None
+
+
 def _codec_training_set(codec: Codec, transform: Transform, ds: Dataset) -> np.ndarray:
     """Transformed training vectors for codecs that learn; an empty (0, d_out) array for the others."""
-    if not getattr(codec, "needs_training", False):
+    if not codec.needs_training:
         return np.zeros((0, transform.d_out), np.float32)
-    xt, _ = ds.training_set(getattr(codec, "max_train", 100_000))
+    xt, _ = ds.training_set(codec.max_train)
     return transform.apply(xt)
 
 
@@ -83,10 +115,7 @@ def open_codes(path: str) -> tuple[Artifact, Transform, Codec]:
         if "codes" not in art.file or "codec" not in art.file:
             raise InputError(f"codes {path}: missing /codes or /codec (file damaged?)")
         transform = load_transform(art)
-        type_name, config, arrays = read_component(art.file["codec"], path)
-        if type_name not in CODEC_NAMES:
-            raise InputError(f"codes {path}: codec {type_name!r} is unknown to this vecspread version")
-        codec = get_codec_class(type_name).from_state(config, arrays)
+        codec = load_codec(art)
         if art.file["codes"].shape[1] != codec.code_size:
             raise InputError(f"codes {path}: code size {art.file['codes'].shape[1]} != codec's {codec.code_size}")
         return art, transform, codec

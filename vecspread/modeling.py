@@ -50,6 +50,9 @@ def train_model(
             inputs=[provenance(ds.art, "dataset")], attrs={"train_seconds": seconds},
         ) as f:
             write_component(f.create_group("transform"), method, config, transform.get_weights())
+            codec = transform.fitted_codec()
+            if codec is not None:
+                write_component(f.create_group("codec"), codec.name, codec.get_config(), codec.get_arrays())
     return {"method": method, "d_in": transform.d_in, "d_out": transform.d_out,
             "train_seconds": round(seconds, 3), "training_set": note}
 

@@ -23,6 +23,10 @@ class Codec:
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    #: True when fit() learns from data (PQ, OPQ...): encode then passes transformed training vectors
+    needs_training: ClassVar[bool] = False
+    #: at most this many training vectors are passed to fit() when needs_training
+    max_train: ClassVar[int] = 100_000
 
     d_: int
 

@@ -15,9 +15,12 @@ Every method of ``vecspread train --method`` is a Transform subclass registered 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from vecspread.codecs.base import Codec
 
 
 class Transform:
@@ -37,6 +40,14 @@ class Transform:
     def apply(self, x: np.ndarray) -> np.ndarray:
         """Map (n, d_in) float32 database vectors to (n, d_out) float32."""
         raise NotImplementedError
+
+    def fitted_codec(self) -> "Codec | None":
+        """A codec this method trained together with the transform (e.g. PQ, ITQ's sign bits), else None.
+
+        When present, ``train`` stores it in the model's ``/codec`` group and ``encode`` uses it when
+        no ``--codec`` is given.
+        """
+        return None
 
     def apply_query(self, x: np.ndarray) -> np.ndarray:
         """Map (n, d_in) float32 queries to (n, d_out) float32 (same as ``apply`` unless asymmetric)."""
