@@ -37,7 +37,7 @@ app = typer.Typer(
     help="Learned spreading transforms and fixed compact codes for similarity search.\n\n"
     "Stages read and write HDF5 artifacts: import -> gt -> train -> encode -> search -> eval.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

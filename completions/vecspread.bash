@@ -1,0 +1,12 @@
+
+_vecspread_completion() {
+    local IFS=$'
+'
+    COMPREPLY=( $( env COMP_WORDS="${COMP_WORDS[*]}" \
+                   COMP_CWORD=$COMP_CWORD \
+                   _VECSPREAD_COMPLETE=complete_bash $1 ) )
+    return 0
+}
+
+complete -o default -F _vecspread_completion vecspread
+

@@ -1,0 +1,1 @@
+complete --command vecspread --no-files --arguments "(env _VECSPREAD_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) vecspread)" --condition "env _VECSPREAD_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) vecspread"
