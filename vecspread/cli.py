@@ -149,30 +149,64 @@ def gt_cmd(
     _report({"output": output, **summary}, as_json, "ground truth")
 
 
+CAT = "Catalyzer options"
+
+
 @app.command("train")
 @stage
 def train_cmd(
     dataset: str = typer.Argument(..., help="Dataset artifact; its learn set is used when present."),
     output: str = typer.Option(..., "--output", "-o", help=OUTPUT_HELP),
     method: Method = typer.Option(..., "--method", "-m", help="Transform to fit: " + ", ".join(METHOD_NAMES) + "."),
-    dout: Optional[int] = typer.Option(None, "--dout", help="Output dimension (pca, rotation; default: the input's)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (rotation)."),
+    dout: Optional[int] = typer.Option(None, "--dout", help="Output dimension (pca, rotation: default the input's; catalyzer: 24)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (rotation, catalyzer; default 0)."),
     max_train: Optional[int] = typer.Option(None, "--max-train", min=1, help="Fit on at most this many training vectors (a seeded random sample)."),
+    dint: Optional[int] = typer.Option(None, "--dint", help="Hidden width (default: 1024).", rich_help_panel=CAT),
+    hidden_layers: Optional[int] = typer.Option(None, "--hidden-layers", help="Hidden Linear-BN-ReLU blocks (default: 2).", rich_help_panel=CAT),
+    bn_order: Optional[str] = typer.Option(None, "--bn-order", help="bn-relu or relu-bn (default: bn-relu).", rich_help_panel=CAT),
+    lam: Optional[float] = typer.Option(None, "--lam", help="KoLeo weight (default: per dout, paper App. A: 16: 0.05, 24: 0.02, 32: 0.01, 40: 0.005).", rich_help_panel=CAT),
+    kpos: Optional[int] = typer.Option(None, "--kpos", help="Positives drawn among the kpos input-space neighbours (default: 10).", rich_help_panel=CAT),
+    kneg: Optional[int] = typer.Option(None, "--kneg", help="Negative = kneg-th neighbour in the output space (default: 50).", rich_help_panel=CAT),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs (default: 8; the paper: 160).", rich_help_panel=CAT),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Triplets per SGD step (default: 64).", rich_help_panel=CAT),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate; rescales --lr-schedule (default: 0.1).", rich_help_panel=CAT),
+    momentum: Optional[float] = typer.Option(None, "--momentum", help="SGD momentum (default: 0.9).", rich_help_panel=CAT),
+    lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="Comma-separated step values spread evenly over the epochs (default: 0.1,0.1,0.05,0.01).", rich_help_panel=CAT),
+    quantizer_train: Optional[str] = typer.Option(None, "--quantizer-train", help="'lattice': end-to-end training through the lattice (straight-through) (default: off).", rich_help_panel=CAT),
+    bits: Optional[int] = typer.Option(None, "--bits", help="Lattice bit budget for validation / end-to-end training (default: 64).", rich_help_panel=CAT),
+    r2: Optional[int] = typer.Option(None, "--r2", help="Lattice squared radius (instead of --bits).", rich_help_panel=CAT),
+    val_every: Optional[int] = typer.Option(None, "--val-every", help="Validate (and checkpoint) every N epochs (default: 1).", rich_help_panel=CAT),
+    val_size: Optional[str] = typer.Option(None, "--val-size", help="Held-out validation slice: DB or DB,QUERIES vectors; 0 disables (default: min(10000, n/10), min(1000, n/100)).", rich_help_panel=CAT),
+    val_codec: Optional[str] = typer.Option(None, "--val-codec", help="Codec whose 1-recall@10 picks the best epoch: lattice or sign (default: lattice).", rich_help_panel=CAT),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto (default: cpu).", rich_help_panel=CAT),
+    checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Write an HDF5 checkpoint here at every validation.", rich_help_panel=CAT),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue bit-for-bit from this checkpoint.", rich_help_panel=CAT),
     threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Fit a transform (the 'spreading' map applied before coding) and write a model artifact.
 
-    Methods: identity (y = x), pca (centre, project on the --dout leading components),
-    rotation (random orthogonal projection to --dout dimensions; with sign codes this is LSH,
-    as faiss IndexLSH(d, dout)).
+    Methods: identity (y = x); pca (centre, project on the --dout leading components); rotation (random orthogonal projection to --dout dimensions; with sign codes this is LSH, as faiss IndexLSH(d, dout)); catalyzer (the MLP of "Spreading vectors for similarity search", triplet rank loss + KoLeo, trained on the learn set; defaults are the paper's).
     """
-    _prepare(output, [dataset], threads)
+    _prepare(output, [dataset, checkpoint, resume], threads)
     from vecspread.modeling import train_model
 
-    options = {"dout": dout, "seed": seed}
+    if resume is not None and not Path(resume).is_file():
+        raise_usage(f"--resume {resume}: no such checkpoint file")
+    if checkpoint is not None:
+        from vecspread.artifacts import check_output_path
+
+        check_output_path(checkpoint, [dataset, output])
+    options = {
+        "dout": dout, "seed": seed, "dint": dint, "hidden_layers": hidden_layers, "bn_order": bn_order, "lam": lam,
+        "kpos": kpos, "kneg": kneg, "epochs": epochs, "batch_size": batch_size, "lr": lr, "momentum": momentum,
+        "lr_schedule": _parse_floats(lr_schedule, "--lr-schedule"), "quantizer_train": quantizer_train,
+        "bits": bits, "r2": r2, "val_every": val_every, "val_size": _parse_val_size(val_size),
+        "val_codec": val_codec, "device": device, "checkpoint": checkpoint, "resume": resume,
+    }
     with console.progress() as progress:
-        summary = train_model(dataset, output, method.value, options, max_train=max_train, progress=progress)
+        summary = train_model(dataset, output, method.value, options, max_train=max_train, threads=threads,
+                              progress=progress)
     _report({"output": output, **summary}, as_json, "trained")
 
 
@@ -317,6 +351,30 @@ def raise_usage(message: str) -> None:
     from vecspread.errors import ConfigError
 
     raise ConfigError(message)
+
+
+def _parse_floats(text: Optional[str], flag: str) -> Optional[tuple[float, ...]]:
+    if text is None:
+        return None
+    try:
+        values = tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        values = ()
+    if not values or any(v <= 0 for v in values):
+        raise_usage(f"{flag} {text!r}: expected comma-separated positive numbers, e.g. 0.1,0.1,0.05,0.01")
+    return values
+
+
+def _parse_val_size(text: Optional[str]) -> Optional[Any]:
+    if text is None:
+        return None
+    try:
+        parts = [int(t) for t in text.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or any(p < 0 for p in parts):
+        raise_usage(f"--val-size {text!r}: expected DB or DB,QUERIES (non-negative integers)")
+    return parts[0] if len(parts) == 1 else parts
 
 
 def _parse_ranks(text: str) -> list[int]:

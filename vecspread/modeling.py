@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import inspect
+import sys
 import time
 from typing import Any
 
 from vecspread.artifacts import Artifact, Dataset, open_artifact, provenance, read_component, write_artifact, write_component
 from vecspread.errors import ConfigError, InputError
 from vecspread.progress import LogProgress, Progress
+from vecspread.runtime import configure_torch
 from vecspread.transforms import METHOD_NAMES, get_transform_class
 from vecspread.transforms.base import Transform
 
@@ -21,6 +23,7 @@ def make_transform(method: str, options: dict[str, Any]) -> Transform:
     if method not in METHOD_NAMES:
         raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHOD_NAMES)}")
     cls = get_transform_class(method)
+    _configure_torch_if_loaded()
     accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
     given = {k: v for k, v in options.items() if v is not None}
     stray = sorted(set(given) - accepted)
@@ -33,11 +36,17 @@ def make_transform(method: str, options: dict[str, Any]) -> Transform:
 
 def train_model(
     dataset: str, output: str, method: str, options: dict[str, Any], *,
-    max_train: int | None = None, sample_seed: int = 0, progress: Progress | None = None,
+    max_train: int | None = None, sample_seed: int = 0, threads: int | None = None,
+    progress: Progress | None = None,
 ) -> dict:
-    """Fit ``method`` on the dataset's learn set (or a sample of its database) and write a model artifact."""
+    """Fit ``method`` on the dataset's learn set (or a sample of its database) and write a model artifact.
+
+    ``threads`` is passed on to methods that manage threads themselves (the neural ones).
+    """
     progress = progress or LogProgress()
     transform = make_transform(method, options)
+    if threads is not None and hasattr(transform, "threads"):
+        transform.threads = threads
     with Dataset(dataset) as ds:
         xt, note = ds.training_set(max_train, seed=sample_seed)
         progress.log(f"training {method} on {note}")
@@ -65,9 +74,17 @@ def load_transform(art: Artifact) -> Transform:
     if type_name not in METHOD_NAMES:
         raise InputError(f"{art.path}: transform type {type_name!r} is unknown to this vecspread version")
     try:
-        return get_transform_class(type_name).from_state(config, weights)
+        cls = get_transform_class(type_name)
+        _configure_torch_if_loaded()
+        return cls.from_state(config, weights)
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"{art.path}: transform {type_name} cannot be rebuilt from the file ({e})") from None
+
+
+def _configure_torch_if_loaded() -> None:
+    """Neural transforms import torch when loaded: give it the thread count the stage chose."""
+    if "torch" in sys.modules:
+        configure_torch()
 
 
 def open_model(path: str) -> tuple[Artifact, Transform]:

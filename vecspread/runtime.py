@@ -18,9 +18,18 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+_chosen_threads: int | None = None
+
+
 def set_threads(threads: int | None) -> int:
-    """Set faiss (and torch, when already imported) to ``threads`` (default: available cores)."""
+    """Set faiss (and torch, when already imported) to ``threads`` (default: available cores).
+
+    The choice is remembered so that torch, imported later by a neural transform, gets it too
+    (see :func:`configure_torch`).
+    """
+    global _chosen_threads
     n = available_cores() if threads is None or threads <= 0 else int(threads)
+    _chosen_threads = n
     import faiss
 
     faiss.omp_set_num_threads(n)
@@ -30,9 +39,10 @@ def set_threads(threads: int | None) -> int:
 
 
 def configure_torch(threads: int | None = None) -> None:
-    """Set torch's intra-op threads (call after importing torch)."""
+    """Set torch's intra-op threads (call after importing torch): ``threads``, else the count chosen
+    by :func:`set_threads`, else the available cores."""
     import torch
 
-    n = available_cores() if threads is None or threads <= 0 else int(threads)
+    n = int(threads) if threads and threads > 0 else (_chosen_threads or available_cores())
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)

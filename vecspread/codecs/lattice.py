@@ -41,6 +41,7 @@ import numpy as np
 
 from vecspread.codecs.base import Codec
 from vecspread.errors import ConfigError, InputError
+from vecspread.knn import merge_topk
 
 #: Largest dimension faiss's ZnSphereCodec supports.
 D_MAX = 64
@@ -282,10 +283,6 @@ def describe(d: int, r2: int) -> dict[str, Any]:
 # The codec
 # --------------------------------------------------------------------------------------------
 
-#: Largest (queries x codes) block of inner products held at once in ``search`` (float32 items).
-_SEARCH_CHUNK = 1 << 22
-
-
 class LatticeCodec(Codec):
     """Quantize directions onto S_d^r and store each point's uint64 rank in ceil(bits/8) bytes.
 
@@ -480,7 +477,7 @@ class LatticeCodec(Codec):
             bs = points.shape[0]
             if bs and nq:
                 block_d, block_i = _block_topk(queries, points, k)
-                best_d, best_i = _merge_topk(best_d, best_i, block_d, block_i + n_seen, k)
+                best_d, best_i = merge_topk(best_d, best_i, block_d, block_i + n_seen, k)
             n_seen += bs
         if n_seen < k:
             raise ConfigError(f"k={k} exceeds the number of codes searched ({n_seen}): use a smaller --k")
@@ -507,52 +504,16 @@ def _unit_rows(y: np.ndarray) -> np.ndarray:
 def _block_topk(queries: np.ndarray, points: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-min(k, bs) of one block for all queries: (nq, kb) float32 distances, int64 columns.
 
-    Inner products go through BLAS in query chunks of at most _SEARCH_CHUNK items; selection
-    is by (distance, column) exactly, including ties at the k-th distance.
+    Queries and points are unit-norm, so the squared L2 distance equals 2 - 2 <q, c> and faiss's
+    exhaustive L2 search (BLAS + heaps, multi-threaded) gives the top-k directly. Its L2 heaps order
+    equal distances by id, which keeps the "ties by id" rule exact across blocks (its
+    inner-product heaps do not, hence L2).
     """
-    nq, bs = queries.shape[0], points.shape[0]
-    kb = min(k, bs)
-    rows_per_chunk = max(1, _SEARCH_CHUNK // bs)
-    out_d = np.empty((nq, kb), dtype=np.float32)
-    out_i = np.empty((nq, kb), dtype=np.int64)
-    for start in range(0, nq, rows_per_chunk):
-        stop = min(nq, start + rows_per_chunk)
-        dist = queries[start:stop] @ points.T
-        dist *= np.float32(-2)
-        dist += np.float32(2)
-        np.maximum(dist, 0, out=dist)  # rounding can give -1e-7 for a query on a lattice point
-        cols = _select_smallest(dist, kb)
-        vals = np.take_along_axis(dist, cols, axis=1)
-        order = np.lexsort((cols, vals), axis=1)
-        out_d[start:stop] = np.take_along_axis(vals, order, axis=1)
-        out_i[start:stop] = np.take_along_axis(cols, order, axis=1)
-    return out_d, out_i
+    import faiss
+
+    kb = min(k, points.shape[0])
+    dist, cols = faiss.knn(queries, points, kb)
+    np.maximum(dist, 0, out=dist)  # rounding can give -1e-7 for a query on a lattice point
+    return dist, cols
 
 
-def _select_smallest(dist: np.ndarray, kb: int) -> np.ndarray:
-    """Columns (m, kb) int64 of the kb smallest entries per row; ties at the cut go to low columns.
-
-    Unordered within a row. np.argpartition alone would pick arbitrary columns among entries
-    equal to the kb-th value, which would break the "ties by id" rule across blocks.
-    """
-    m, n = dist.shape
-    if kb == n:
-        return np.broadcast_to(np.arange(n, dtype=np.int64), (m, n)).copy()
-    kth = np.partition(dist, kb - 1, axis=1)[:, kb - 1 : kb]
-    chosen = dist <= kth
-    excess = chosen.sum(axis=1) - kb
-    if excess.any():  # several entries equal the kb-th value: keep the lowest columns among them
-        tied = dist == kth
-        need = kb - (dist < kth).sum(axis=1)
-        chosen = (dist < kth) | (tied & (np.cumsum(tied, axis=1) <= need[:, None]))
-    return np.nonzero(chosen)[1].reshape(m, kb).astype(np.int64, copy=False)
-
-
-def _merge_topk(
-    d1: np.ndarray, i1: np.ndarray, d2: np.ndarray, i2: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Merge two per-query candidate lists into the k best by (distance, id)."""
-    dist = np.concatenate([d1, d2], axis=1)
-    ids = np.concatenate([i1, i2], axis=1)
-    order = np.lexsort((ids, dist), axis=1)[:, :k]
-    return np.take_along_axis(dist, order, axis=1), np.take_along_axis(ids, order, axis=1)

@@ -16,6 +16,7 @@ _METHODS: dict[str, str] = {
     "identity": "vecspread.transforms.linear:IdentityTransform",
     "pca": "vecspread.transforms.linear:PCATransform",
     "rotation": "vecspread.transforms.linear:RotationTransform",
+    "catalyzer": "vecspread.transforms.catalyzer:CatalyzerTransform",
 }
 
 METHOD_NAMES: tuple[str, ...] = tuple(_METHODS)
