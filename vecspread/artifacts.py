@@ -146,8 +146,15 @@ def _short(e: BaseException) -> str:
 
 
 def content_fingerprint(f: h5py.File, block_rows: int = DEFAULT_BLOCK_SIZE) -> str:
-    """A blake2b hash of every dataset in the file (names, dtypes, shapes and bytes), read in blocks."""
+    """A blake2b hash of every dataset in the file (names, dtypes, shapes and bytes), read in blocks.
+
+    The root ``distance`` attribute is hashed too: the same vectors under another metric are another
+    dataset (their ground truth differs).
+    """
     h = hashlib.blake2b(digest_size=16)
+    distance = f.attrs.get("distance")
+    if distance is not None:
+        h.update(f"distance={distance.decode() if isinstance(distance, bytes) else distance}|".encode())
     names: list[str] = []
     f.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
     for name in sorted(names):
@@ -313,7 +320,8 @@ def command_line() -> str:
     """The command line of this process, shell-quoted, for ``created_by``."""
     argv = list(sys.argv)
     if argv:
-        argv[0] = os.path.basename(argv[0])
+        # `python -m vecspread` shows argv[0] as .../vecspread/__main__.py
+        argv[0] = "vecspread" if argv[0].endswith("__main__.py") else os.path.basename(argv[0])
     return " ".join(shlex.quote(a) for a in argv)
 
 

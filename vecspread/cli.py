@@ -19,7 +19,7 @@ import typer
 from vecspread import __version__
 from vecspread.codecs import CODEC_NAMES
 from vecspread.console import Console
-from vecspread.errors import EXIT_BAD_INPUT, VecspreadError
+from vecspread.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, VecspreadError
 from vecspread.transforms import METHOD_NAMES
 
 Method = enum.Enum("Method", {name.replace("-", "_"): name for name in METHOD_NAMES}, type=str)
@@ -38,6 +38,7 @@ app = typer.Typer(
     "Stages read and write HDF5 artifacts: import -> gt -> train -> encode -> search -> eval.",
     no_args_is_help=True,
     add_completion=True,
+    pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -84,6 +85,12 @@ def stage(func: Callable[..., Any]) -> Callable[..., Any]:
         except MemoryError:
             console.error("out of memory: use a smaller --block-size")
             raise typer.Exit(EXIT_BAD_INPUT) from None
+        except Exception as e:
+            if console.verbose:
+                raise
+            console.error(f"internal error: {type(e).__name__}: {e} (a bug in vecspread: rerun with --verbose "
+                          "for the traceback and report it)")
+            raise typer.Exit(EXIT_INTERNAL) from None
 
     return wrapper
 
@@ -390,8 +397,27 @@ def _parse_ranks(text: str) -> list[int]:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app(prog_name="vecspread")
+    """Console-script entry point: usage errors, like every other error, are one line and exit code 2."""
+    from typer._click import exceptions as click_exceptions
+
+    try:
+        code = app(prog_name="vecspread", standalone_mode=False)
+    except click_exceptions.NoArgsIsHelpError as e:
+        e.show()  # `vecspread` alone, or a stage without arguments: the help text
+        code = EXIT_BAD_INPUT
+    except click_exceptions.UsageError as e:
+        hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+        console.error(e.format_message() + hint)
+        code = EXIT_BAD_INPUT
+    except click_exceptions.ClickException as e:
+        console.error(e.format_message())
+        code = EXIT_BAD_INPUT
+    except typer.Exit as e:
+        code = e.exit_code
+    except BrokenPipeError:  # e.g. `vecspread eval ... --json | head -c 10`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3  # a bug in vecspread, not the user's fault
 
 
 class VecspreadError(Exception):

@@ -717,7 +717,7 @@ class _Reporter:
     def start(self, total: int) -> None:
         fn = getattr(self.progress, "start", None)
         if callable(fn):
-            fn(total)
+            fn(total, "train")
 
     def advance(self, n: int) -> None:
         fn = getattr(self.progress, "advance", None)

@@ -33,8 +33,13 @@ class LinearTransform(Transform):
     @classmethod
     def from_state(cls, config: dict[str, Any], weights: dict[str, np.ndarray]) -> "LinearTransform":
         params = {k: v for k, v in config.items() if k not in ("d_in", "d_out")}
-        t = cls(**params)
-        return t._set(weights["mean"], weights["matrix"])
+        mean, matrix = np.asarray(weights["mean"]), np.asarray(weights["matrix"])
+        if matrix.ndim != 2 or mean.shape != (matrix.shape[1],):
+            raise ValueError(f"inconsistent weights: mean {mean.shape}, matrix {matrix.shape}")
+        if (config.get("d_out"), config.get("d_in")) != matrix.shape:
+            raise ValueError(f"weights of shape {matrix.shape} do not match d_in {config.get('d_in')}, "
+                             f"d_out {config.get('d_out')}")
+        return cls(**params)._set(mean, matrix)
 
 
 def _check_dout(dout: int | None, d_in: int, method: str) -> int:

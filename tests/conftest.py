@@ -1,0 +1,171 @@
+"""Shared fixtures: small synthetic datasets imported through the real CLI, the real SIFT data, and
+``run_cli`` (the real ``vecspread`` program in a subprocess).
+
+Pipeline artifacts are built once per session (each CLI call costs ~0.5 s of start-up) and are
+read-only for the tests that use them; a test that needs to modify a file copies it first.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vecspread.formats import write_vectors
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+# --------------------------------------------------------------------------------------------
+# running the program
+
+
+def run_cli(*args: object, cwd: str | os.PathLike | None = None, timeout: float = 120) -> tuple[int, str, str]:
+    """Run ``python -m vecspread ARGS`` and return (returncode, stdout, stderr)."""
+    env = dict(os.environ)
+    env.pop("COLUMNS", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "vecspread", *map(str, args)],
+        capture_output=True, text=True, cwd=cwd or REPO_ROOT, env=env, timeout=timeout,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def cli_ok(*args: object) -> str:
+    """Run the program, fail the test with its stderr unless it exits 0; returns stdout."""
+    rc, out, err = run_cli(*args)
+    assert rc == 0, f"vecspread {' '.join(map(str, args))} exited {rc}:\n{err}"
+    return out
+
+
+def assert_one_line_error(rc: int, stderr: str, code: int = 2) -> str:
+    """The CLI error contract: exit ``code``, exactly one stderr line 'vecspread: error: ...', no traceback."""
+    lines = stderr.splitlines()
+    assert rc == code, f"exit code {rc}, expected {code}; stderr:\n{stderr}"
+    assert "Traceback" not in stderr, stderr
+    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{stderr}"
+    assert lines[0].startswith("vecspread: error:"), stderr
+    return lines[0]
+
+
+def partial_files(directory: str | os.PathLike) -> list[str]:
+    """Temporary files of interrupted or failed writes left in ``directory``."""
+    return glob.glob(os.path.join(str(directory), ".*.partial")) + glob.glob(os.path.join(str(directory), "*.partial"))
+
+
+@pytest.fixture(name="run_cli")
+def run_cli_fixture():
+    """The :func:`run_cli` helper as a fixture."""
+    return run_cli
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path to ../shared/data (real SIFT files); skips when absent."""
+    if not (SHARED_DATA / "siftsmall" / "siftsmall_base.fvecs").is_file():
+        pytest.skip("needs ../shared/data (real SIFT files)")
+    return SHARED_DATA
+
+
+# --------------------------------------------------------------------------------------------
+# synthetic data
+
+
+def l2_distances(xq: np.ndarray, xb: np.ndarray) -> np.ndarray:
+    """(nq, n) true L2 distances in float64, computed directly (no norm expansion)."""
+    xq = np.asarray(xq, np.float64)
+    xb = np.asarray(xb, np.float64)
+    return np.sqrt(((xq[:, None, :] - xb[None, :, :]) ** 2).sum(-1))
+
+
+def brute_force_knn(xq: np.ndarray, xb: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact L2 k-NN ordered by (distance, id): D (nq, k) float64, I (nq, k) int64."""
+    D = l2_distances(xq, xb)
+    ids = np.broadcast_to(np.arange(xb.shape[0]), D.shape)
+    order = np.lexsort((ids, D), axis=1)[:, :k]
+    return np.take_along_axis(D, order, 1), order.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Synthetic:
+    """A small dataset as raw arrays and as files: vector files plus the imported HDF5 dataset."""
+
+    dir: Path
+    xb: np.ndarray
+    xq: np.ndarray
+    base: Path
+    queries: Path
+    h5: Path
+
+
+D_SYN = 32
+N_SYN = 600
+NQ_SYN = 40
+
+
+def make_synthetic(directory: Path, seed: int, n: int = N_SYN, nq: int = NQ_SYN, d: int = D_SYN) -> Synthetic:
+    """Clustered integer-valued float vectors (so exact distances are exactly representable and some
+    tie), written as .fvecs and imported through the CLI."""
+    rng = np.random.default_rng(seed)
+    centres = rng.integers(0, 40, size=(8, d))
+    xb = (centres[rng.integers(0, 8, n)] + rng.integers(-6, 7, size=(n, d))).astype(np.float32)
+    xq = (centres[rng.integers(0, 8, nq)] + rng.integers(-6, 7, size=(nq, d))).astype(np.float32)
+    directory.mkdir(parents=True, exist_ok=True)
+    base, queries, h5 = directory / "base.fvecs", directory / "query.fvecs", directory / "data.h5"
+    write_vectors(str(base), xb)
+    write_vectors(str(queries), xq)
+    cli_ok("import", base, "--queries", queries, "-o", h5)
+    return Synthetic(directory, xb, xq, base, queries, h5)
+
+
+@pytest.fixture(scope="session")
+def syn(tmp_path_factory) -> Synthetic:
+    """600 x 32 database, 40 queries (dataset A)."""
+    return make_synthetic(tmp_path_factory.mktemp("synA"), seed=1)
+
+
+@pytest.fixture(scope="session")
+def syn_other(tmp_path_factory) -> Synthetic:
+    """Another dataset of the same shape with different vectors (dataset B), for lineage checks."""
+    return make_synthetic(tmp_path_factory.mktemp("synB"), seed=2)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Artifacts of one run of every stage on ``syn`` (read-only: copy before modifying)."""
+
+    data: Synthetic
+    gt: Path
+    pca24: Path
+    rot32: Path
+    identity: Path
+    sign_codes: Path
+    lattice_codes: Path
+    sign_results: Path
+    lattice_results: Path
+
+
+@pytest.fixture(scope="session")
+def pipeline(syn, tmp_path_factory) -> Pipeline:
+    d = tmp_path_factory.mktemp("pipeline")
+    p = Pipeline(
+        data=syn, gt=d / "gt.h5", pca24=d / "pca24.h5", rot32=d / "rot32.h5", identity=d / "identity.h5",
+        sign_codes=d / "sign.codes.h5", lattice_codes=d / "lattice.codes.h5",
+        sign_results=d / "sign.res.h5", lattice_results=d / "lattice.res.h5",
+    )
+    cli_ok("gt", syn.h5, "-k", 100, "-o", p.gt, "--block-size", 64)  # k > block size
+    cli_ok("train", syn.h5, "--method", "pca", "--dout", 24, "-o", p.pca24)
+    cli_ok("train", syn.h5, "--method", "rotation", "--dout", 32, "--seed", 7, "-o", p.rot32)
+    cli_ok("train", syn.h5, "--method", "identity", "-o", p.identity)
+    cli_ok("encode", p.rot32, syn.h5, "--codec", "sign", "-o", p.sign_codes, "--block-size", 100)
+    cli_ok("encode", p.pca24, syn.h5, "--codec", "lattice", "--bits", 64, "-o", p.lattice_codes)
+    cli_ok("search", p.sign_codes, syn.h5, "-k", 100, "-o", p.sign_results, "--block-size", 70)
+    cli_ok("search", p.lattice_codes, syn.h5, "-k", 100, "-o", p.lattice_results, "--block-size", 70)
+    return p
