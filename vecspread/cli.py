@@ -330,6 +330,48 @@ def atoms_cmd(
                 typer.echo(" ".join(str(v) for v in a))
 
 
+@app.command("inspect")
+@stage
+def inspect_cmd(
+    artifact: str = typer.Argument(..., help="Model (vecspread train) or codes (vecspread encode) artifact."),
+    dataset: str = typer.Argument(..., help="Dataset: its first --nq queries and a sample of its database are used."),
+    nq: int = typer.Option(1000, "--nq", min=2, help="Queries: the first NQ of the test set."),
+    sample: int = typer.Option(200000, "--sample", min=0, help="Database vectors sampled (seeded) for the statistics; 0 = all."),
+    k: int = typer.Option(100, "-k", min=1, help="Uniformity compares the 1st with the k-th neighbour distance (paper: 100)."),
+    radii: int = typer.Option(40, "--radii", min=2, max=255, help="Radii in the epsilon-search sweep."),
+    at: str = typer.Option("1,10,100", "--at", help="Ranks for id-based vs tie-aware recall (codes artifacts)."),
+    tol: float = typer.Option(1e-3, "--tol", min=0, help="Tie tolerance of the tie-aware recall (ann-benchmarks: 1e-3)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the database sample."),
+    figures: Optional[str] = typer.Option(None, "--figures", help="Directory for uniformity.png and epsilon.png (needs the plot extra: pip install 'vecspread[plot]')."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the full report (JSON: histograms, curves, code statistics) here."),
+    block_size: int = typer.Option(65536, "--block-size", min=1, help=BLOCK_HELP),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the full report as one JSON object on stdout."),
+) -> None:
+    """Explain why a code works: uniformity (1st vs k-th neighbour distance), epsilon-search vs k-NN, angle to the true neighbour, table balance and code usage, id-based vs tie-aware recall."""
+    _prepare(output, [artifact, dataset], threads)
+    from vecspread.diagnostics import inspect, summarize
+
+    if figures:
+        from vecspread.plots import require_matplotlib
+
+        require_matplotlib()  # fail before the long work
+        Path(figures).mkdir(parents=True, exist_ok=True)
+    with console.progress() as progress:
+        report = inspect(artifact, dataset, nq=nq, sample=sample or None, k=k, n_radii=radii,
+                         recall_at=_parse_ranks(at), tol=tol, seed=seed, block_size=block_size, progress=progress)
+    if figures:
+        from vecspread.plots import write_figures
+
+        report["figures"] = [str(p) for p in write_figures(report, figures)]
+    if output:
+        _write_text_atomically(output, json.dumps(report, sort_keys=True, default=str))
+    if as_json:
+        typer.echo(json.dumps(report, sort_keys=True, default=str))
+    else:
+        console.summary("inspect", summarize(report), stdout=True)
+
+
 @app.command("demo")
 @stage
 def demo_cmd(
@@ -352,6 +394,12 @@ def demo_cmd(
 
 
 # ------------------------------------------------------------------------------------------------
+
+
+def _write_text_atomically(path: str, text: str) -> None:
+    tmp = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.partial")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def raise_usage(message: str) -> None:
