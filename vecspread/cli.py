@@ -6,6 +6,7 @@ TAB completion, which re-runs this program, stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import json
@@ -71,8 +72,10 @@ def stage(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        global _resources
         try:
-            return func(*args, **kwargs)
+            with contextlib.ExitStack() as _resources:
+                return func(*args, **kwargs)
         except VecspreadError as e:
             console.error(str(e))
             raise typer.Exit(e.exit_code) from None
@@ -95,13 +98,32 @@ def stage(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _prepare(output: Optional[str], inputs: list[Optional[str]], threads: Optional[int] = None) -> None:
+_resources: contextlib.ExitStack | None = None
+
+
+def _prepare(
+    output: Optional[str], inputs: list[Optional[str]], threads: Optional[int] = None, as_json: bool = False
+) -> tuple[Optional[str], list[Optional[str]]]:
+    """Check the output path, set threads, and resolve `-` (stdin/stdout) to temporary files.
+
+    Returns the paths the stage should really use: (output, inputs) in the same order.
+    """
     from vecspread.artifacts import check_output_path
     from vecspread.runtime import set_threads
+    from vecspread.stdio import STDIO, spooled_stdin, stdout_artifact
 
-    if output is not None:
-        check_output_path(output, [i for i in inputs if i])
+    assert _resources is not None, "_prepare runs inside a @stage command"
+    if sum(i == STDIO for i in inputs) > 1:
+        raise_usage("only one input can be '-' (standard input)")
+    if output == STDIO and as_json:
+        raise_usage("-o - and --json would both write to standard output: drop one")
+    if output is not None and output != STDIO:
+        check_output_path(output, [i for i in inputs if i and i != STDIO])
     set_threads(threads)
+    resolved = [_resources.enter_context(spooled_stdin()) if i == STDIO else i for i in inputs]
+    if output == STDIO:
+        output = _resources.enter_context(stdout_artifact())
+    return output, resolved
 
 
 def _report(summary: dict[str, Any], as_json: bool, title: str) -> None:
@@ -128,11 +150,13 @@ def import_cmd(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Import vector files into a dataset artifact (ann-benchmarks HDF5 layout plus a learn set)."""
-    _prepare(output, [base, queries, learn, groundtruth])
+    if "-" in (base, queries, learn, groundtruth):
+        raise_usage("import reads vector files by name; '-' (standard input) is only for HDF5 artifacts")
+    out_path, _ = _prepare(output, [base, queries, learn, groundtruth], as_json=as_json)
     from vecspread.importing import import_dataset
 
     with console.progress() as progress:
-        summary = import_dataset(base, output, queries=queries, learn=learn, groundtruth=groundtruth,
+        summary = import_dataset(base, out_path, queries=queries, learn=learn, groundtruth=groundtruth,
                                  distance=distance.value, fmt=fmt, block_size=block_size, progress=progress)
     _report({"output": output, **summary}, as_json, "imported")
 
@@ -148,11 +172,11 @@ def gt_cmd(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Exact k-nearest neighbours of the queries in the database (faiss, block by block)."""
-    _prepare(output, [dataset], threads)
+    out_path, (dataset,) = _prepare(output, [dataset], threads, as_json)
     from vecspread.groundtruth import compute_groundtruth
 
     with console.progress() as progress:
-        summary = compute_groundtruth(dataset, output, k, block_size=block_size, progress=progress)
+        summary = compute_groundtruth(dataset, out_path, k, block_size=block_size, progress=progress)
     _report({"output": output, **summary}, as_json, "ground truth")
 
 
@@ -195,7 +219,10 @@ def train_cmd(
 
     Methods: identity (y = x); pca (centre, project on the --dout leading components); rotation (random orthogonal projection to --dout dimensions; with sign codes this is LSH, as faiss IndexLSH(d, dout)); catalyzer (the MLP of "Spreading vectors for similarity search", triplet rank loss + KoLeo, trained on the learn set; defaults are the paper's).
     """
-    _prepare(output, [dataset, checkpoint, resume], threads)
+    out_path, (dataset,) = _prepare(output, [dataset], threads, as_json)
+    for path in (checkpoint, resume):
+        if path == "-":
+            raise_usage("--checkpoint and --resume need real files, not '-'")
     from vecspread.modeling import train_model
 
     if resume is not None and not Path(resume).is_file():
@@ -203,7 +230,7 @@ def train_cmd(
     if checkpoint is not None:
         from vecspread.artifacts import check_output_path
 
-        check_output_path(checkpoint, [dataset, output])
+        check_output_path(checkpoint, [dataset, out_path])
     options = {
         "dout": dout, "seed": seed, "dint": dint, "hidden_layers": hidden_layers, "bn_order": bn_order, "lam": lam,
         "kpos": kpos, "kneg": kneg, "epochs": epochs, "batch_size": batch_size, "lr": lr, "momentum": momentum,
@@ -212,7 +239,7 @@ def train_cmd(
         "val_codec": val_codec, "device": device, "checkpoint": checkpoint, "resume": resume,
     }
     with console.progress() as progress:
-        summary = train_model(dataset, output, method.value, options, max_train=max_train, threads=threads,
+        summary = train_model(dataset, out_path, method.value, options, max_train=max_train, threads=threads,
                               progress=progress)
     _report({"output": output, **summary}, as_json, "trained")
 
@@ -235,12 +262,12 @@ def encode_cmd(
         raise_usage("--codec lattice needs exactly one of --bits or --r2 (e.g. --bits 64)")
     if bits is not None and r2 is not None:
         raise_usage("--bits and --r2 conflict: give one")
-    _prepare(output, [model, dataset], threads)
+    out_path, (model, dataset) = _prepare(output, [model, dataset], threads, as_json)
     from vecspread.encoding import encode_dataset
 
     options = {"bits": bits, "r2": r2}
     with console.progress() as progress:
-        summary = encode_dataset(model, dataset, output, codec.value if codec else None, options,
+        summary = encode_dataset(model, dataset, out_path, codec.value if codec else None, options,
                                  block_size=block_size, progress=progress)
     _report({"output": output, **summary}, as_json, "encoded")
 
@@ -257,11 +284,11 @@ def search_cmd(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Transform the queries with the stored model and scan the codes (Hamming or asymmetric lattice)."""
-    _prepare(output, [codes, dataset], threads)
+    out_path, (codes, dataset) = _prepare(output, [codes, dataset], threads, as_json)
     from vecspread.searching import search_codes
 
     with console.progress() as progress:
-        summary = search_codes(codes, dataset, output, k, block_size=block_size, threads=threads, progress=progress)
+        summary = search_codes(codes, dataset, out_path, k, block_size=block_size, threads=threads, progress=progress)
     _report({"output": output, **summary}, as_json, "searched")
 
 
@@ -283,6 +310,7 @@ def eval_cmd(
 
     ks = _parse_ranks(at)
     thresholds = parse_min_recall(min_recall)
+    _, (results, groundtruth) = _prepare(None, [results, groundtruth])
     report = evaluate(results, groundtruth, sorted(set(ks) | set(thresholds)))
     report["recall"] = {key: v for key, v in report["recall"].items() if int(key) in ks or int(key) in thresholds}
     failures = [f"1-recall@{k} = {report['recall'][str(k)]:.4f} < {v}" for k, v in sorted(thresholds.items())
@@ -349,7 +377,7 @@ def inspect_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the full report as one JSON object on stdout."),
 ) -> None:
     """Explain why a code works: uniformity (1st vs k-th neighbour distance), epsilon-search vs k-NN, angle to the true neighbour, table balance and code usage, id-based vs tie-aware recall."""
-    _prepare(output, [artifact, dataset], threads)
+    out_path, (artifact, dataset) = _prepare(output, [artifact, dataset], threads, as_json)
     from vecspread.diagnostics import inspect, summarize
 
     if figures:
@@ -364,8 +392,8 @@ def inspect_cmd(
         from vecspread.plots import write_figures
 
         report["figures"] = [str(p) for p in write_figures(report, figures)]
-    if output:
-        _write_text_atomically(output, json.dumps(report, sort_keys=True, default=str))
+    if out_path:
+        _write_text_atomically(out_path, json.dumps(report, sort_keys=True, default=str))
     if as_json:
         typer.echo(json.dumps(report, sort_keys=True, default=str))
     else:
