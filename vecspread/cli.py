@@ -181,6 +181,8 @@ def gt_cmd(
 
 
 CAT = "Catalyzer options"
+MIPS = "MIPS options (sign-alsh, l2-alsh, simple-lsh)"
+TABLES = "Hash-table lookup (sign codes)"
 
 
 @app.command("train")
@@ -190,7 +192,14 @@ def train_cmd(
     output: str = typer.Option(..., "--output", "-o", help=OUTPUT_HELP),
     method: Method = typer.Option(..., "--method", "-m", help="Transform to fit: " + ", ".join(METHOD_NAMES) + "."),
     dout: Optional[int] = typer.Option(None, "--dout", help="Output dimension (pca, rotation: default the input's; catalyzer: 24)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (rotation, catalyzer; default 0)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed: rotation, catalyzer (default 0); lsh, lsh-thresholds (default 5, as faiss IndexLSH); itq (initial rotation, default 123, as faiss); sign-alsh, simple-lsh, l2-alsh (default 0)."),
+    bits: Optional[int] = typer.Option(None, "--bits", help="Code size in bits. lsh, lsh-thresholds, itq: one sign bit per projected dimension (multiple of 8). pq, opq, lsq: M = bits/8 sub-quantizers of 8 bits (pq/opq: M must divide the dimension). catalyzer: lattice budget for validation and end-to-end training (default 64). sign-alsh, simple-lsh: signed random projections (default 64); l2-alsh: bits of its E2LSH codec."),
+    norm_terms: Optional[int] = typer.Option(None, "--norm-terms", help="sign-alsh, l2-alsh: number of appended norm powers m (default 2 / 3).", rich_help_panel=MIPS),
+    max_norm: Optional[float] = typer.Option(None, "--max-norm", help="sign-alsh, l2-alsh: largest database norm after scaling, the papers' U, in (0, 1) (default 0.75 / 0.83).", rich_help_panel=MIPS),
+    bucket_width: Optional[float] = typer.Option(None, "--r", help="l2-alsh: E2LSH bucket width r (default 2.5).", rich_help_panel=MIPS),
+    hash_bits: Optional[int] = typer.Option(None, "--hash-bits", help="l2-alsh: bits stored per E2LSH hash, 1-8; bits/hash_bits hashes (default 4).", rich_help_panel=MIPS),
+    train_iters: Optional[int] = typer.Option(None, "--train-iters", min=1, help="Training iterations: opq (faiss OPQMatrix.niter, default 50), lsq (LocalSearchQuantizer.train_iters, default 25)."),
+    encode_ils_iters: Optional[int] = typer.Option(None, "--encode-ils-iters", min=1, help="lsq: local-search rounds per encoding (faiss default 16); encoding time grows linearly."),
     max_train: Optional[int] = typer.Option(None, "--max-train", min=1, help="Fit on at most this many training vectors (a seeded random sample)."),
     dint: Optional[int] = typer.Option(None, "--dint", help="Hidden width (default: 1024).", rich_help_panel=CAT),
     hidden_layers: Optional[int] = typer.Option(None, "--hidden-layers", help="Hidden Linear-BN-ReLU blocks (default: 2).", rich_help_panel=CAT),
@@ -204,7 +213,6 @@ def train_cmd(
     momentum: Optional[float] = typer.Option(None, "--momentum", help="SGD momentum (default: 0.9).", rich_help_panel=CAT),
     lr_schedule: Optional[str] = typer.Option(None, "--lr-schedule", help="Comma-separated step values spread evenly over the epochs (default: 0.1,0.1,0.05,0.01).", rich_help_panel=CAT),
     quantizer_train: Optional[str] = typer.Option(None, "--quantizer-train", help="'lattice': end-to-end training through the lattice (straight-through) (default: off).", rich_help_panel=CAT),
-    bits: Optional[int] = typer.Option(None, "--bits", help="Lattice bit budget for validation / end-to-end training (default: 64).", rich_help_panel=CAT),
     r2: Optional[int] = typer.Option(None, "--r2", help="Lattice squared radius (instead of --bits).", rich_help_panel=CAT),
     val_every: Optional[int] = typer.Option(None, "--val-every", help="Validate (and checkpoint) every N epochs (default: 1).", rich_help_panel=CAT),
     val_size: Optional[str] = typer.Option(None, "--val-size", help="Held-out validation slice: DB or DB,QUERIES vectors; 0 disables (default: min(10000, n/10), min(1000, n/100)).", rich_help_panel=CAT),
@@ -218,6 +226,10 @@ def train_cmd(
     """Fit a transform (the 'spreading' map applied before coding) and write a model artifact.
 
     Methods: identity (y = x); pca (centre, project on the --dout leading components); rotation (random orthogonal projection to --dout dimensions; with sign codes this is LSH, as faiss IndexLSH(d, dout)); catalyzer (the MLP of "Spreading vectors for similarity search", triplet rank loss + KoLeo, trained on the learn set; defaults are the paper's).
+
+    Baselines built on faiss, each with its codec (encode needs no --codec): lsh (IndexLSH(d, bits)), lsh-thresholds (IndexLSH with trained median thresholds), itq (ITQ{bits},LSH), pq (IndexPQ(d, bits/8, 8)), opq (OPQ{M},PQ{M}), lsq (IndexLocalSearchQuantizer(d, bits/8, 8)).
+
+    Maximum inner product search (datasets with distance dot), asymmetric: the database and the queries get different lifts, recorded in the model: sign-alsh (Shrivastava & Li, + signed random projections), l2-alsh (+ E2LSH hashes, codec l2lsh), simple-lsh (Neyshabur & Srebro, + signed random projections).
     """
     out_path, (dataset,) = _prepare(output, [dataset], threads, as_json)
     for path in (checkpoint, resume):
@@ -235,7 +247,8 @@ def train_cmd(
         "dout": dout, "seed": seed, "dint": dint, "hidden_layers": hidden_layers, "bn_order": bn_order, "lam": lam,
         "kpos": kpos, "kneg": kneg, "epochs": epochs, "batch_size": batch_size, "lr": lr, "momentum": momentum,
         "lr_schedule": _parse_floats(lr_schedule, "--lr-schedule"), "quantizer_train": quantizer_train,
-        "bits": bits, "r2": r2, "val_every": val_every, "val_size": _parse_val_size(val_size),
+        "norm_terms": norm_terms, "max_norm": max_norm, "r": bucket_width, "hash_bits": hash_bits,
+        "bits": bits, "train_iters": train_iters, "encode_ils_iters": encode_ils_iters, "r2": r2, "val_every": val_every, "val_size": _parse_val_size(val_size),
         "val_codec": val_codec, "device": device, "checkpoint": checkpoint, "resume": resume,
     }
     with console.progress() as progress:
@@ -250,8 +263,13 @@ def encode_cmd(
     model: str = typer.Argument(..., help="Model artifact from `vecspread train`."),
     dataset: str = typer.Argument(..., help="Dataset whose database (train set) is encoded."),
     output: str = typer.Option(..., "--output", "-o", help=OUTPUT_HELP),
-    codec: Optional[CodecName] = typer.Option(None, "--codec", "-c", help="sign: one bit per output dimension (Hamming search); lattice: spherical integer lattice. Default: the codec trained with the model, if any."),
-    bits: Optional[int] = typer.Option(None, "--bits", help="Bit budget: lattice picks the largest r^2 whose point count fits; sign checks it equals the model's --dout."),
+    codec: Optional[CodecName] = typer.Option(None, "--codec", "-c", help="sign: one bit per output dimension (Hamming search); lattice: spherical integer lattice; pq: product quantizer (faiss IndexPQ(d, bits/8, 8)); opq: OPQ rotation + PQ (faiss OPQ{M},PQ{M}); lsq: local search quantizer (faiss IndexLocalSearchQuantizer); l2lsh: E2LSH integer bucket ids, ranked by colliding hashes. PQ-family codecs are trained on the transformed learn set and searched with ADC (queries unquantized). Default: the codec trained with the model, if any."),
+    bits: Optional[int] = typer.Option(None, "--bits", help="Bit budget: lattice picks the largest r^2 whose point count fits; sign checks it equals the model's --dout; pq/opq/lsq: M = bits/8 sub-quantizers."),
+    train_iters: Optional[int] = typer.Option(None, "--train-iters", min=1, help="opq/lsq training iterations (faiss defaults 50/25)."),
+    encode_ils_iters: Optional[int] = typer.Option(None, "--encode-ils-iters", min=1, help="lsq: local-search rounds per encoding (faiss default 16)."),
+    hash_bits: Optional[int] = typer.Option(None, "--hash-bits", help="l2lsh: bits stored per E2LSH hash (default 4)."),
+    bucket_width: Optional[float] = typer.Option(None, "--r", help="l2lsh: E2LSH bucket width (default 2.5)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="l2lsh: projection seed (default 0)."),
     r2: Optional[int] = typer.Option(None, "--r2", help="Lattice squared radius (instead of --bits)."),
     block_size: int = typer.Option(65536, "--block-size", min=1, help=BLOCK_HELP),
     threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
@@ -265,7 +283,8 @@ def encode_cmd(
     out_path, (model, dataset) = _prepare(output, [model, dataset], threads, as_json)
     from vecspread.encoding import encode_dataset
 
-    options = {"bits": bits, "r2": r2}
+    options = {"bits": bits, "r2": r2, "train_iters": train_iters, "encode_ils_iters": encode_ils_iters,
+               "hash_bits": hash_bits, "r": bucket_width, "seed": seed}
     with console.progress() as progress:
         summary = encode_dataset(model, dataset, out_path, codec.value if codec else None, options,
                                  block_size=block_size, progress=progress)
@@ -280,15 +299,35 @@ def search_cmd(
     output: str = typer.Option(..., "--output", "-o", help=OUTPUT_HELP),
     k: int = typer.Option(100, "-k", help="Results per query."),
     block_size: int = typer.Option(65536, "--block-size", min=1, help="Codes per block: memory is bounded by this."),
+    tables: Optional[int] = typer.Option(None, "--tables", min=1, help="Hash-table lookup instead of a full scan (sign codes): L tables; only the candidates are ranked.", rich_help_panel=TABLES),
+    bits_per_table: Optional[int] = typer.Option(None, "--bits-per-table", min=1, max=62, help="K code bits keying each table (with --tables).", rich_help_panel=TABLES),
+    probes: int = typer.Option(0, "--probes", min=0, help="Extra buckets probed per table, nearest keys first (multi-probe).", rich_help_panel=TABLES),
+    table_layout: str = typer.Option("random", "--table-layout", help="random: K random bit positions per table; slices: consecutive bits (as faiss IndexBinaryMultiHash).", rich_help_panel=TABLES),
+    table_seed: int = typer.Option(0, "--table-seed", help="Seed of the random bit positions.", rich_help_panel=TABLES),
     threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Transform the queries with the stored model and scan the codes (Hamming or asymmetric lattice)."""
+    """Transform the queries with the stored model and scan the codes (Hamming, asymmetric lattice, or ADC for PQ-family codes).
+
+    With --tables L --bits-per-table K [--probes P], binary codes are looked up in L hash tables instead (FALCONN-style); the results record the mean number of candidates per query.
+    """
+    lookup = None
+    if (tables is None) != (bits_per_table is None):
+        raise_usage("--tables and --bits-per-table go together (e.g. --tables 8 --bits-per-table 16)")
+    if tables is None and (probes or table_layout != "random" or table_seed):
+        raise_usage("--probes, --table-layout and --table-seed need --tables and --bits-per-table")
+    if table_layout not in ("random", "slices"):
+        raise_usage(f"--table-layout {table_layout!r}: use random or slices")
+    if tables is not None:
+        from vecspread.searching import TableLookup
+
+        lookup = TableLookup(tables, bits_per_table, probes, table_layout, table_seed)
     out_path, (codes, dataset) = _prepare(output, [codes, dataset], threads, as_json)
     from vecspread.searching import search_codes
 
     with console.progress() as progress:
-        summary = search_codes(codes, dataset, out_path, k, block_size=block_size, threads=threads, progress=progress)
+        summary = search_codes(codes, dataset, out_path, k, block_size=block_size, threads=threads, tables=lookup,
+                               progress=progress)
     _report({"output": output, **summary}, as_json, "searched")
 
 

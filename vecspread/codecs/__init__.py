@@ -14,6 +14,10 @@ if TYPE_CHECKING:
 _CODECS: dict[str, str] = {
     "sign": "vecspread.codecs.binary:SignCodec",
     "lattice": "vecspread.codecs.lattice:LatticeCodec",
+    "pq": "vecspread.codecs.faiss_codecs:PQCodec",
+    "opq": "vecspread.codecs.faiss_codecs:OPQCodec",
+    "lsq": "vecspread.codecs.faiss_codecs:LSQCodec",
+    "l2lsh": "vecspread.codecs.l2lsh:L2LSHCodec",
 }
 
 CODEC_NAMES: tuple[str, ...] = tuple(_CODECS)

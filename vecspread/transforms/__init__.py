@@ -17,6 +17,15 @@ _METHODS: dict[str, str] = {
     "pca": "vecspread.transforms.linear:PCATransform",
     "rotation": "vecspread.transforms.linear:RotationTransform",
     "catalyzer": "vecspread.transforms.catalyzer:CatalyzerTransform",
+    "lsh": "vecspread.transforms.baselines:LSHTransform",
+    "lsh-thresholds": "vecspread.transforms.baselines:LSHThresholdsTransform",
+    "itq": "vecspread.transforms.baselines:ITQTransform",
+    "pq": "vecspread.transforms.baselines:PQTransform",
+    "opq": "vecspread.transforms.baselines:OPQTransform",
+    "lsq": "vecspread.transforms.baselines:LSQTransform",
+    "sign-alsh": "vecspread.transforms.mips:SignALSHTransform",
+    "l2-alsh": "vecspread.transforms.mips:L2ALSHTransform",
+    "simple-lsh": "vecspread.transforms.mips:SimpleLSHTransform",
 }
 
 METHOD_NAMES: tuple[str, ...] = tuple(_METHODS)

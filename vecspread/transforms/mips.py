@@ -1,0 +1,308 @@
+"""Asymmetric lifts that turn maximum inner product search (MIPS) into a problem LSH can index.
+
+Database vectors x and queries q are mapped by *different* functions, P (``apply``) and Q
+(``apply_query``), chosen so that a similarity LSH understands (cosine or L2 distance between
+Q(q) and P(x)) ranks the database (almost) as the inner product q.x does:
+
+- ``sign-alsh`` (Shrivastava & Li, UAI 2015, "Improved asymmetric LSH"): with x scaled so that
+  ||x|| <= U < 1, P(x) = [x; 1/2 - ||x||^2; 1/2 - ||x||^4; ...; 1/2 - ||x||^(2^m)] and
+  Q(q) = [q/||q||; 0; ...; 0]. Then P.Q = x.q/||q|| and ||P(x)||^2 = m/4 + ||x||^(2^(m+1)), so
+  cos(P, Q) is proportional to x.q up to the factor 1/sqrt(m/4 + ||x||^(2^(m+1))), which varies by
+  at most sqrt(1 + 4 U^(2^(m+1)) / m) (1.095 for the defaults m = 2, U = 0.75).
+- ``l2-alsh`` (Shrivastava & Li, NIPS 2014): P(x) = [x; ||x||^2; ...; ||x||^(2^m)],
+  Q(q) = [q/||q||; 1/2; ...; 1/2], so ||Q - P||^2 = 1 + m/4 - 2 x.q/||q|| + ||x||^(2^(m+1)); the
+  codes are E2LSH bucket ids (:class:`vecspread.codecs.l2lsh.L2LSHCodec`, trained with the model).
+- ``simple-lsh`` (Neyshabur & Srebro, ICML 2015): with ||x|| <= 1, P(x) = [x; sqrt(1 - ||x||^2)],
+  Q(q) = [q/||q||; 0]: ||P(x)|| = 1, so cos(P, Q) = x.q/||q|| exactly.
+
+The sign methods end with a Gaussian random projection to ``bits`` dimensions (signed random
+projections, Charikar 2002), so ``encode`` with the sign codec yields their hash bits and the
+Hamming distance between codes estimates the angle between P(x) and Q(q).
+
+Hyper-parameters ``norm_terms`` and ``max_norm`` are the papers' m and U. The scale factor is
+learned at fit: ``scale_ = U / max ||xt||`` over the training vectors (U = 1 for Simple-LSH).
+A database vector longer than every training vector exceeds U after scaling: up to norm 1 the
+identities above still hold (with a larger error term); beyond 1 its norm *terms* are computed
+from ``min(||scale x||, 1)``, which keeps every appended coordinate bounded (in [-1/2, 1/2] for
+Sign-ALSH, [0, 1] for L2-ALSH, 0 for Simple-LSH) while the x part keeps its true length. The
+identities then no longer hold for those vectors (their norm correction is that of a unit
+vector); nothing is discarded.
+Queries are normalised (zero queries stay zero), so their scale never matters.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from vecspread.errors import ConfigError
+from vecspread.transforms.base import Transform
+
+if TYPE_CHECKING:
+    from vecspread.codecs.base import Codec
+
+
+class MipsLift(Transform):
+    """Shared machinery: the learned scale, the P/Q lifts and (for sign methods) the projection.
+
+    Subclasses implement ``_extra(norms)`` (the appended database coordinates, from the clipped
+    scaled norms) and ``_query_extra(n)`` (the appended query coordinates), and set ``bound``.
+    """
+
+    #: max ||scale_ * xt|| after fitting
+    bound: float = 1.0
+    scale_: float
+    #: (bits, d_lift) float32 Gaussian projection, or None when the codec projects itself
+    projection_: np.ndarray | None
+
+    # -- the lifts, before any projection ---------------------------------------------------------
+
+    def lift(self, x: np.ndarray) -> np.ndarray:
+        """P: (n, d_in) float32 database vectors -> (n, d_in + n_extra) float32 lifted vectors."""
+        xs = self._check(x).astype(np.float64) * self.scale_
+        norms = np.minimum(np.linalg.norm(xs, axis=1), 1.0)  # clipped: see the module docstring
+        return np.hstack([xs, self._extra(norms)]).astype(np.float32)
+
+    def lift_query(self, q: np.ndarray) -> np.ndarray:
+        """Q: (n, d_in) float32 queries -> (n, d_in + n_extra) float32, query part of unit norm."""
+        q = self._check(q).astype(np.float64)
+        norms = np.linalg.norm(q, axis=1, keepdims=True)
+        qn = q / np.where(norms > 0, norms, 1.0)
+        return np.hstack([qn, self._query_extra(len(q))]).astype(np.float32)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """(n, d_in) float32 database vectors -> (n, d_out) float32 (projected P(x))."""
+        return self._project(self.lift(x))
+
+    def apply_query(self, x: np.ndarray) -> np.ndarray:
+        """(n, d_in) float32 queries -> (n, d_out) float32 (projected Q(q))."""
+        return self._project(self.lift_query(x))
+
+    # -- fitting and state ------------------------------------------------------------------------
+
+    def _fit_scale(self, xt: np.ndarray) -> None:
+        xt = np.asarray(xt, dtype=np.float32)
+        if xt.ndim != 2 or xt.shape[0] == 0:
+            raise ConfigError(f"{self.name} needs a non-empty (n, d) training set, got shape {xt.shape}")
+        max_norm = float(np.linalg.norm(xt.astype(np.float64), axis=1).max())
+        if not max_norm > 0:
+            raise ConfigError(f"{self.name}: every training vector is zero; the norm scale cannot be learned")
+        self.d_in_ = int(xt.shape[1])
+        self.scale_ = self.bound / max_norm
+
+    def _draw_projection(self, bits: int, seed: int) -> None:
+        _check_bits(bits)
+        rng = np.random.default_rng(seed)
+        self.projection_ = rng.standard_normal((bits, self.d_lift)).astype(np.float32)
+        self.d_out_ = bits
+
+    @property
+    def d_lift(self) -> int:
+        """Dimension of P(x) and Q(q)."""
+        return self.d_in_ + self.n_extra
+
+    @property
+    def n_extra(self) -> int:
+        raise NotImplementedError
+
+    def _project(self, z: np.ndarray) -> np.ndarray:
+        if self.projection_ is None:
+            return z
+        return np.ascontiguousarray(z @ self.projection_.T, dtype=np.float32)
+
+    def _check(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.d_in_:
+            raise ConfigError(f"{self.name} was fitted on {self.d_in_}-d vectors, got shape {x.shape}")
+        return x
+
+    def _extra(self, norms: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _query_extra(self, n: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        w = {"scale": np.array([self.scale_], np.float64)}
+        if self.projection_ is not None:
+            w["projection"] = self.projection_
+        return w
+
+    @classmethod
+    def from_state(cls, config: dict[str, Any], weights: dict[str, np.ndarray]) -> "MipsLift":
+        t = cls(**{k: v for k, v in config.items() if k not in ("d_in", "d_out")})
+        t.d_in_ = int(config["d_in"])
+        t.scale_ = float(np.asarray(weights["scale"]).reshape(-1)[0])
+        proj = weights.get("projection")
+        t.projection_ = None if proj is None else np.ascontiguousarray(proj, dtype=np.float32)
+        t.d_out_ = int(config["d_out"])
+        expected = t.d_lift if t.projection_ is None else t.projection_.shape[0]
+        if t.d_out_ != expected or (t.projection_ is not None and t.projection_.shape[1] != t.d_lift):
+            raise ValueError(f"{cls.name}: stored shapes do not match d_in={t.d_in_}, d_out={t.d_out_}")
+        return t
+
+
+class SignALSHTransform(MipsLift):
+    """Sign-ALSH: P(x) = [x; 1/2 - ||x||^2; ...; 1/2 - ||x||^(2^m)], Q(q) = [q/||q||; 0...], then
+    a (bits, d + m) Gaussian projection; the sign codec turns it into signed random projections."""
+
+    name = "sign-alsh"
+    summary = "MIPS: Sign-ALSH lift + Gaussian projection (use with sign codes)"
+
+    def __init__(self, norm_terms: int = 2, max_norm: float = 0.75, bits: int = 64, seed: int = 0) -> None:
+        self.norm_terms = norm_terms
+        self.norm_termsax_norm = max_norm
+        self.bits = bits
+        self.seed = seed
+
+    def get_params(self) -> dict[str, Any]:
+        return {"norm_terms": self.norm_terms, "max_norm": self.norm_termsax_norm, "bits": self.bits, "seed": self.seed}
+
+    @property
+    def bound(self) -> float:  # type: ignore[override]
+        return float(self.norm_termsax_norm)
+
+    @property
+    def n_extra(self) -> int:
+        return int(self.norm_terms)
+
+    def fit(self, xt: np.ndarray, *, progress: Any = None) -> "SignALSHTransform":
+        _check_m_u(self.norm_terms, self.norm_termsax_norm)
+        self._fit_scale(xt)
+        self._draw_projection(self.bits, self.seed)
+        return self
+
+    def _extra(self, norms: np.ndarray) -> np.ndarray:
+        return 0.5 - _norm_powers(norms, self.norm_terms)
+
+    def _query_extra(self, n: int) -> np.ndarray:
+        return np.zeros((n, self.norm_terms))
+
+    def fitted_codec(self) -> "Codec":
+        return _sign_codec(self.bits)
+
+
+class SimpleLSHTransform(MipsLift):
+    """Simple-LSH: P(x) = [x; sqrt(1 - ||x||^2)] (unit norm), Q(q) = [q/||q||; 0], then a
+    (bits, d + 1) Gaussian projection for signed random projections."""
+
+    name = "simple-lsh"
+    summary = "MIPS: Simple-LSH lift (unit-norm P(x)) + Gaussian projection (use with sign codes)"
+    bound = 1.0
+
+    def __init__(self, bits: int = 64, seed: int = 0) -> None:
+        self.bits = bits
+        self.seed = seed
+
+    def get_params(self) -> dict[str, Any]:
+        return {"bits": self.bits, "seed": self.seed}
+
+    @property
+    def n_extra(self) -> int:
+        return 1
+
+    def fit(self, xt: np.ndarray, *, progress: Any = None) -> "SimpleLSHTransform":
+        self._fit_scale(xt)
+        self._draw_projection(self.bits, self.seed)
+        return self
+
+    def _extra(self, norms: np.ndarray) -> np.ndarray:
+        return np.sqrt(np.maximum(1.0 - norms**2, 0.0))[:, None]
+
+    def _query_extra(self, n: int) -> np.ndarray:
+        return np.zeros((n, 1))
+
+    def fitted_codec(self) -> "Codec":
+        return _sign_codec(self.bits)
+
+
+class L2ALSHTransform(MipsLift):
+    """L2-ALSH: P(x) = [x; ||x||^2; ...; ||x||^(2^m)], Q(q) = [q/||q||; 1/2; ...; 1/2].
+
+    The transform outputs the (d + m)-dimensional lifts themselves; the E2LSH hashes
+    floor((a.y + b) / r) are drawn and stored by the codec it trains
+    (:class:`~vecspread.codecs.l2lsh.L2LSHCodec` with ``bits``, ``hash_bits``, ``r``, ``seed``).
+    """
+
+    name = "l2-alsh"
+    summary = "MIPS: L2-ALSH lift; trains an E2LSH codec (integer bucket ids, collision count)"
+
+    def __init__(self, norm_terms: int = 3, max_norm: float = 0.83, r: float = 2.5, bits: int = 64, hash_bits: int = 4,
+                 seed: int = 0) -> None:
+        self.norm_terms = norm_terms
+        self.norm_termsax_norm = max_norm
+        self.r = r
+        self.bits = bits
+        self.hash_bits = hash_bits
+        self.seed = seed
+
+    def get_params(self) -> dict[str, Any]:
+        return {"norm_terms": self.norm_terms, "max_norm": self.norm_termsax_norm, "r": self.r, "bits": self.bits, "hash_bits": self.hash_bits,
+                "seed": self.seed}
+
+    @property
+    def bound(self) -> float:  # type: ignore[override]
+        return float(self.norm_termsax_norm)
+
+    @property
+    def n_extra(self) -> int:
+        return int(self.norm_terms)
+
+    def fit(self, xt: np.ndarray, *, progress: Any = None) -> "L2ALSHTransform":
+        _check_m_u(self.norm_terms, self.norm_termsax_norm)
+        codec = self._codec()  # refuse a bad bits/hash_bits/r before any work
+        self._fit_scale(xt)
+        self.projection_ = None
+        self.d_out_ = self.d_lift
+        codec.fit(np.zeros((0, self.d_out_), np.float32))
+        self.codec_ = codec
+        return self
+
+    def _extra(self, norms: np.ndarray) -> np.ndarray:
+        return _norm_powers(norms, self.norm_terms)
+
+    def _query_extra(self, n: int) -> np.ndarray:
+        return np.full((n, self.norm_terms), 0.5)
+
+    def _codec(self) -> "Codec":
+        from vecspread.codecs.l2lsh import L2LSHCodec
+
+        return L2LSHCodec(bits=self.bits, hash_bits=self.hash_bits, r=self.r, seed=self.seed)
+
+    def fitted_codec(self) -> "Codec":
+        codec = getattr(self, "codec_", None)
+        if codec is None:  # rebuilt with from_state: the codec is drawn again from the same seed
+            codec = self._codec().fit(np.zeros((0, self.d_out_), np.float32))
+        return codec
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def _norm_powers(norms: np.ndarray, m: int) -> np.ndarray:
+    """(n,) norms -> (n, m) float64 [||x||^2, ||x||^4, ..., ||x||^(2^m)] by repeated squaring."""
+    out = np.empty((len(norms), m))
+    p = norms.astype(np.float64) ** 2
+    for i in range(m):
+        out[:, i] = p
+        p = p * p
+    return out
+
+
+def _check_m_u(m: int, U: float) -> None:
+    if int(m) != m or m < 1:
+        raise ConfigError(f"--norm-terms (m, the number of appended norm powers) must be a positive integer, got {m}")
+    if not 0 < U < 1:
+        raise ConfigError(f"--max-norm (U, the largest norm after scaling) must lie strictly between 0 and 1, got {U}")
+
+
+def _check_bits(bits: int) -> None:
+    if int(bits) != bits or bits <= 0 or bits % 8:
+        raise ConfigError(f"--bits must be a positive multiple of 8 (whole bytes of sign bits), got {bits}")
+
+
+def _sign_codec(bits: int) -> "Codec":
+    from vecspread.codecs.binary import SignCodec
+
+    return SignCodec().fit(np.zeros((0, bits), np.float32))
