@@ -196,7 +196,7 @@ class _Recorder:
         if self.stop_after_epoch is not None and line.startswith(f"epoch {self.stop_after_epoch}/"):
             raise KeyboardInterrupt  # simulates a run killed right after that epoch
 
-    def start(self, total: int) -> None:
+    def start(self, total: int, description: str = "") -> None:
         self.total = total
 
     def advance(self, n: int) -> None:
@@ -278,3 +278,12 @@ def test_from_state_round_trip(clustered):
     u = CatalyzerTransform.from_state(config, weights)
     np.testing.assert_array_equal(u.apply(clustered), t.apply(clustered))
     assert u.d_in == 16 and u.d_out == 8 and u.history_ == t.history_
+
+
+def test_time_budget_stops_after_the_epoch_that_would_overrun(clustered):
+    # a budget far below one epoch: the first epoch runs, is validated, and training stops there
+    t = CatalyzerTransform(**{**TINY, "epochs": 5, "max_minutes": 1e-6}).fit(clustered)
+    assert [h["epoch"] for h in t.history_] == [1]
+    assert "lattice_r10" in t.history_[0]
+    unlimited = CatalyzerTransform(**{**TINY, "epochs": 2}).fit(clustered)
+    assert [h["epoch"] for h in unlimited.history_] == [1, 2]

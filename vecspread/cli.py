@@ -363,6 +363,42 @@ def eval_cmd(
         raise CheckFailed("recall check failed: " + "; ".join(failures))
 
 
+@app.command("bench")
+@stage
+def bench_cmd(
+    dataset: str = typer.Argument(..., help="Dataset artifact (its learn set fits the models)."),
+    outdir: str = typer.Option(..., "--output", "-o", help="Directory for bench.json, bench.md, bench.png and the artifacts."),
+    bits: str = typer.Option("16,32,64,128", "--bits", help="Comma-separated bit budgets."),
+    methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated: lsh, lsh-thresholds, itq, pca-sign, pca-lattice, pq, opq, lsq, catalyzer-lattice, catalyzer-sign, catalyzer-opq, nphash (default: all; with --quick a small set)."),
+    budget_minutes: Optional[float] = typer.Option(None, "--budget-minutes", min=0, help="Training time budget per learned model (catalyzer, nphash): training stops after the epoch that would overrun it."),
+    quick: bool = typer.Option(False, "--quick", help="CI preset: fit on at most 5000 vectors, 1 short epoch for neural models, few OPQ/LSQ iterations."),
+    max_train: Optional[int] = typer.Option(None, "--max-train", min=1, help="Fit every model on at most this many training vectors."),
+    plot: bool = typer.Option(True, "--plot/--no-plot", help="Write bench.png (needs matplotlib: pip install 'vecspread[plot]'; skipped with a note without it)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole report as one JSON object on stdout."),
+) -> None:
+    """Compare methods across bit budgets through the real stages: one command for the paper's Tables 1-2.
+
+    Each (method, bits) cell runs train, encode, search and eval; models are reused across cells where possible, and a cell a bit budget does not allow is skipped with the reason. Writes bench.json, bench.md (Table 1 layout per bit budget; Table 2 layout: 1-recall@10 of binary codes versus bits) and bench.png.
+    """
+    _, (dataset,) = _prepare(None, [dataset], threads)
+    from vecspread.bench import BENCH_METHODS, QUICK_METHODS, run_bench
+
+    bit_list = _parse_ranks(bits, "--bits")
+    chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods else list(QUICK_METHODS if quick else BENCH_METHODS)
+    if Path(outdir).exists() and not Path(outdir).is_dir():
+        raise_usage(f"--output {outdir}: exists and is not a directory")
+    with console.progress() as progress:
+        report = run_bench(dataset, outdir, methods=chosen, bits=bit_list, quick=quick, budget_minutes=budget_minutes,
+                           max_train=max_train, threads=threads, plot=plot, progress=progress)
+    if plot and report.get("plot") is None:
+        console.log("bench.png not written: matplotlib is not installed (pip install 'vecspread[plot]')")
+    if as_json:
+        typer.echo(json.dumps(report, sort_keys=True))
+    else:
+        typer.echo(Path(outdir, "bench.md").read_text())
+
+
 @app.command("atoms")
 @stage
 def atoms_cmd(
@@ -499,7 +535,7 @@ def _parse_val_size(text: Optional[str]) -> Optional[Any]:
     return parts[0] if len(parts) == 1 else parts
 
 
-def _parse_ranks(text: str) -> list[int]:
+def _parse_ranks(text: str, flag: str = "--at") -> list[int]:
     from vecspread.errors import ConfigError
 
     try:
@@ -507,7 +543,7 @@ def _parse_ranks(text: str) -> list[int]:
     except ValueError:
         ks = []
     if not ks or any(k <= 0 for k in ks):
-        raise ConfigError(f"--at {text!r}: expected comma-separated positive ranks, e.g. 1,10,100")
+        raise ConfigError(f"{flag} {text!r}: expected comma-separated positive integers, e.g. 1,10,100")
     return ks
 
 

@@ -53,6 +53,10 @@ Decisions the paper leaves open, taken here (each one also noted where it is imp
   threads a CPU run is reproducible bit for bit, and a run resumed from a checkpoint continues it bit
   for bit (the checkpoint holds the network, batch-norm buffers, momentum buffers, generator state,
   epoch counter, best model and history, as numeric HDF5 datasets only; JSON is stored as uint8 bytes).
+- **Time budget** (``max_minutes``): after each epoch, when another epoch as long as this one would
+  end past the budget, training stops there (that epoch is validated and checkpointed); the best
+  model so far is kept. The lr schedule still refers to ``epochs``, so a stopped run has seen only its
+  first steps. Used by ``vecspread bench --budget-minutes``; not a training setting for ``resume``.
 - **Checkpoints** are written (atomically) at every validation point, i.e. every ``val_every`` epochs and
   after the last, also when validation is disabled. ``resume`` refuses, with a ConfigError, a checkpoint
   whose training settings (every hyper-parameter except val_every, device, threads, checkpoint, resume)
@@ -155,6 +159,7 @@ class CatalyzerTransform(Transform):
         threads: int | None = None,
         checkpoint: str | None = None,
         resume: str | None = None,
+        max_minutes: float | None = None,
     ) -> None:
         self.dout = dout
         self.dint = dint
@@ -179,6 +184,7 @@ class CatalyzerTransform(Transform):
         self.threads = threads
         self.checkpoint = checkpoint
         self.resume = resume
+        self.max_minutes = max_minutes
 
     # ------------------------------------------------------------------ parameters / state
 
@@ -209,6 +215,7 @@ class CatalyzerTransform(Transform):
             "threads": self.threads,
             "checkpoint": self.checkpoint,
             "resume": self.resume,
+            "max_minutes": None if self.max_minutes is None else float(self.max_minutes),
         }
 
     def get_config(self) -> dict[str, Any]:
@@ -289,6 +296,7 @@ class CatalyzerTransform(Transform):
         return self
 
     def _fit(self, xt: np.ndarray, report: "_Reporter") -> None:
+        t_start = time.perf_counter()
         n, d_in = xt.shape
         device = _resolve_device(self.device)
         lam = self.effective_lam()
@@ -413,8 +421,12 @@ class CatalyzerTransform(Transform):
                 "epoch": epoch + 1, "lr": lr, "triplet": float(sums[0] / seen), "koleo": float(sums[1] / seen),
                 "violated": float(sums[2] / seen), "t_mining": t_mine, "t_train": t_train,
             }
+            # --- time budget: stop when another epoch like this one would overrun it
+            elapsed = time.perf_counter() - t_start
+            out_of_time = (self.max_minutes is not None and epoch + 1 < self.epochs
+                           and elapsed + t_mine + t_train > 60 * self.max_minutes)
             # --- validation + checkpoint
-            at_check = (epoch + 1) % max(1, self.val_every) == 0 or epoch + 1 == self.epochs
+            at_check = (epoch + 1) % max(1, self.val_every) == 0 or epoch + 1 == self.epochs or out_of_time
             t0 = time.perf_counter()
             mark = ""
             if at_check and validator is not None:
@@ -433,6 +445,9 @@ class CatalyzerTransform(Transform):
                     history=history, best_state=best_state, best_score=best_score, best_epoch=best_epoch,
                 )
             report.log(_format_epoch(rec, self.epochs) + mark)
+            if out_of_time:
+                report.log(f"time budget of {self.max_minutes:g} min reached after epoch {epoch + 1}: stopping")
+                break
 
         if best_state is not None:
             net.load_state_dict(best_state)
