@@ -31,18 +31,10 @@ N_LEARN, N_BASE, N_QUERY = 10_000, 20_000, 200
 KS = (1, 10, 100)
 
 METHODS = {
-    "lsh": "vecspread.transforms.baselines:LSHTransform",
-    "lsh-thresholds": "vecspread.transforms.baselines:LSHThresholdsTransform",
-    "itq": "vecspread.transforms.baselines:ITQTransform",
-    "pq": "vecspread.transforms.baselines:PQTransform",
-    "opq": "vecspread.transforms.baselines:OPQTransform",
-    "lsq": "vecspread.transforms.baselines:LSQTransform",
+    "lsh": LSHTransform, "lsh-thresholds": LSHThresholdsTransform, "itq": ITQTransform,
+    "pq": PQTransform, "opq": OPQTransform, "lsq": LSQTransform,
 }
-CODECS = {
-    "pq": "vecspread.codecs.faiss_codecs:PQCodec",
-    "opq": "vecspread.codecs.faiss_codecs:OPQCodec",
-    "lsq": "vecspread.codecs.faiss_codecs:LSQCodec",
-}
+CODECS = {"pq": PQCodec, "opq": OPQCodec, "lsq": LSQCodec}
 
 
 @pytest.fixture(autouse=True)
@@ -67,15 +59,11 @@ def sift():
     return {"xt": xt, "xb": xb, "xq": xq, "gt_I": gt_I, "gt_D": gt_D}
 
 
-@pytest.fixture
-def registered(monkeypatch):
-    """Register the baselines in the method and codec registries (the lead adds the real lines)."""
-    for name, target in METHODS.items():
-        monkeypatch.setitem(vecspread.transforms._METHODS, name, target)
-    for name, target in CODECS.items():
-        monkeypatch.setitem(vecspread.codecs._CODECS, name, target)
-    monkeypatch.setattr(vecspread.modeling, "METHOD_NAMES", tuple(vecspread.transforms._METHODS))
-    monkeypatch.setattr(vecspread.encoding, "CODEC_NAMES", tuple(vecspread.codecs._CODECS))
+def test_registries_resolve_the_baselines():
+    for name, cls in METHODS.items():
+        assert vecspread.transforms.get_transform_class(name) is cls
+    for name, cls in CODECS.items():
+        assert vecspread.codecs.get_codec_class(name) is cls
 
 
 def recalls(I: np.ndarray, data: dict) -> dict[str, float]:
@@ -269,7 +257,7 @@ def sift_file(sift, tmp_path):
     return str(path)
 
 
-def test_pipeline_pq_method_uses_its_codec(registered, sift, sift_file, tmp_path):
+def test_pipeline_pq_method_uses_its_codec(sift, sift_file, tmp_path):
     from vecspread.encoding import encode_dataset
     from vecspread.modeling import train_model
     from vecspread.searching import search_codes
@@ -290,7 +278,7 @@ def test_pipeline_pq_method_uses_its_codec(registered, sift, sift_file, tmp_path
     assert all(abs(ours[k] - theirs[k]) <= 0.01 for k in ours), (ours, theirs)
 
 
-def test_pipeline_identity_then_opq_codec(registered, sift, sift_file, tmp_path):
+def test_pipeline_identity_then_opq_codec(sift, sift_file, tmp_path):
     """A transform feeds a PQ-family codec at encode time ("Catalyst + OPQ"); the codec trains on the learn set."""
     from vecspread.encoding import encode_dataset
     from vecspread.modeling import train_model
@@ -305,7 +293,7 @@ def test_pipeline_identity_then_opq_codec(registered, sift, sift_file, tmp_path)
     np.testing.assert_array_equal(stored, direct.encode(sift["xb"]))
 
 
-def test_pipeline_refuses_codec_options_for_model_codec(registered, sift_file, tmp_path):
+def test_pipeline_refuses_codec_options_for_model_codec(sift_file, tmp_path):
     from vecspread.encoding import encode_dataset
     from vecspread.modeling import train_model
 

@@ -286,22 +286,19 @@ def test_l2lsh_from_state_round_trip():
 # -- through the pipeline: train -> encode -> search uses Q for the queries ----------------------
 
 
-@pytest.fixture
-def registered(monkeypatch):
-    import vecspread.codecs as codecs
-    import vecspread.encoding as encoding
-    import vecspread.modeling as modeling
-    import vecspread.transforms as transforms
+def test_registries_resolve_the_lifts():
+    from vecspread.codecs import get_codec_class
+    from vecspread.codecs.l2lsh import L2LSHCodec
+    from vecspread.transforms import get_transform_class
 
-    monkeypatch.setitem(transforms._METHODS, "simple-lsh", "vecspread.transforms.mips:SimpleLSHTransform")
-    monkeypatch.setitem(transforms._METHODS, "l2-alsh", "vecspread.transforms.mips:L2ALSHTransform")
-    monkeypatch.setattr(modeling, "METHOD_NAMES", tuple(transforms._METHODS))
-    monkeypatch.setitem(codecs._CODECS, "l2lsh", "vecspread.codecs.l2lsh:L2LSHCodec")
-    monkeypatch.setattr(encoding, "CODEC_NAMES", tuple(codecs._CODECS))
+    assert get_transform_class("sign-alsh") is SignALSHTransform
+    assert get_transform_class("simple-lsh") is SimpleLSHTransform
+    assert get_transform_class("l2-alsh") is L2ALSHTransform
+    assert get_codec_class("l2lsh") is L2LSHCodec
 
 
 @pytest.mark.parametrize("method", ["simple-lsh", "l2-alsh"])
-def test_pipeline_searches_with_the_query_lift(registered, tmp_path, data, method):
+def test_pipeline_searches_with_the_query_lift(tmp_path, data, method):
     from vecspread.encoding import encode_dataset
     from vecspread.modeling import train_model
     from vecspread.searching import search_codes
