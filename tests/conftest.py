@@ -60,6 +60,38 @@ def partial_files(directory: str | os.PathLike) -> list[str]:
     return glob.glob(os.path.join(str(directory), ".*.partial")) + glob.glob(os.path.join(str(directory), "*.partial"))
 
 
+#: the directory of this Python's console scripts: `vecspread` in shell pipelines and Makefiles
+SCRIPTS_DIR = Path(sys.executable).parent
+
+
+def cli_command(*args: object) -> list[str]:
+    """The argv that :func:`run_cli` runs: ``python -m vecspread ARGS``."""
+    return [sys.executable, "-m", "vecspread", *map(str, args)]
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment of :func:`run_cli` (COLUMNS unset), with this Python's scripts directory first on
+    PATH (so that `vecspread` resolves in shell pipelines and Makefiles), plus ``extra``."""
+    env = dict(os.environ)
+    env.pop("COLUMNS", None)
+    env["PATH"] = f"{SCRIPTS_DIR}{os.pathsep}{env.get('PATH', '')}"
+    env.update(extra)
+    return env
+
+
+def run_cli_with(
+    *args: object, env: dict[str, str] | None = None, stdin: str | None = None,
+    cwd: str | os.PathLike | None = None, timeout: float = 120,
+) -> tuple[int, str, str]:
+    """:func:`run_cli` with a chosen environment (default :func:`cli_env`) and standard input: ``stdin``
+    text is piped in; None gives /dev/null (never the terminal of the test run)."""
+    proc = subprocess.run(
+        cli_command(*args), capture_output=True, text=True, cwd=cwd or REPO_ROOT, env=env or cli_env(),
+        timeout=timeout, input=stdin, stdin=subprocess.DEVNULL if stdin is None else None,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
 @pytest.fixture(name="run_cli")
 def run_cli_fixture():
     """The :func:`run_cli` helper as a fixture."""

@@ -384,6 +384,12 @@ def test_cli_refuses_model_with_planted_object(pipeline, tmp_path):
     with h5py.File(model, "a") as f:
         _opaque(f["transform"])
     out = tmp_path / "codes.h5"
+    # the recorded fingerprint no longer matches: refused as modified
+    rc, _, stderr = run_cli("encode", model, pipeline.data.h5, "--codec", "sign", "-o", out)
+    assert "fingerprint" in assert_one_line_error(rc, stderr)
+    # an attacker can recompute the fingerprint: the loader itself still accepts numbers only
+    with h5py.File(model, "a") as f:
+        f.attrs["fingerprint"] = content_fingerprint(f)
     rc, _, stderr = run_cli("encode", model, pipeline.data.h5, "--codec", "sign", "-o", out)
     line = assert_one_line_error(rc, stderr)
     assert "evil" in line and "numeric" in line

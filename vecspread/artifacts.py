@@ -87,6 +87,10 @@ def open_artifact(path: str | os.PathLike, expect: str | tuple[str, ...], role: 
     f = _open_h5(path, role)
     try:
         kind = _kind_of(f)
+        if kind is None and ("train" in f) != ("test" in f):
+            have, lack = ("train", "test") if "train" in f else ("test", "train")
+            raise InputError(f"{role} {path}: has a '{have}' set but no '{lack}' set "
+                             "(a dataset needs both: add it with `vecspread import ... --queries`)")
         if kind not in expected:
             found = kind or "not a vecspread artifact"
             raise InputError(
@@ -166,6 +170,27 @@ def content_fingerprint(f: h5py.File, block_rows: int = DEFAULT_BLOCK_SIZE) -> s
             continue
         for start in range(0, ds.shape[0], block_rows):
             h.update(np.ascontiguousarray(ds[start : start + block_rows]).tobytes())
+    return h.hexdigest()
+
+
+def components_fingerprint(f: h5py.File, names: tuple[str, ...] = ("transform", "codec")) -> str:
+    """A blake2b hash of the model groups (their type/config attributes and weights) present in ``f``.
+
+    A codes file records it for the groups it copies, so that a file whose model was swapped or
+    damaged afterwards is refused instead of searched with the wrong transform.
+    """
+    h = hashlib.blake2b(digest_size=16)
+    for name in names:
+        if name not in f:
+            continue
+        group = f[name]
+        h.update(f"{name}|{group.attrs.get('type')}|{group.attrs.get('config')}|".encode())
+        datasets: list[str] = []
+        group.visititems(lambda n, obj: datasets.append(n) if isinstance(obj, h5py.Dataset) else None)
+        for ds_name in sorted(datasets):
+            ds = group[ds_name]
+            h.update(f"{ds_name}|{ds.dtype.str}|{ds.shape}|".encode())
+            h.update(np.ascontiguousarray(ds[()]).tobytes())
     return h.hexdigest()
 
 
@@ -356,12 +381,13 @@ def clean_stale_partials(target: Path) -> None:
     """Remove partial files left beside ``target`` by processes that no longer run."""
     for p in glob.glob(str(target.with_name(f".{glob.escape(target.name)}.*{PARTIAL_SUFFIX}"))):
         pid_text = p[: -len(PARTIAL_SUFFIX)].rsplit(".", 1)[-1]
-        if pid_text.isdigit() and not _pid_alive(int(pid_text)):
+        if pid_text.isdigit() and not pid_alive(int(pid_text)):
             with contextlib.suppress(OSError):
                 os.remove(p)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs (this one counts as alive)."""
     if pid == os.getpid():
         return True
     try:

@@ -108,8 +108,10 @@ def _prepare(
 
     Returns the paths the stage should really use: (output, inputs) in the same order.
     """
-    from vecspread.artifacts import check_output_path
     from vecspread.runtime import set_threads
+
+    set_threads(threads)  # first: numpy's BLAS reads its thread count when numpy is imported
+    from vecspread.artifacts import check_output_path
     from vecspread.stdio import STDIO, spooled_stdin, stdout_artifact
 
     assert _resources is not None, "_prepare runs inside a @stage command"
@@ -119,7 +121,6 @@ def _prepare(
         raise_usage("-o - and --json would both write to standard output: drop one")
     if output is not None and output != STDIO:
         check_output_path(output, [i for i in inputs if i and i != STDIO])
-    set_threads(threads)
     resolved = [_resources.enter_context(spooled_stdin()) if i == STDIO else i for i in inputs]
     if output == STDIO:
         output = _resources.enter_context(stdout_artifact())
@@ -242,6 +243,8 @@ def train_cmd(
     if checkpoint is not None:
         from vecspread.artifacts import check_output_path
 
+        if output != "-" and Path(checkpoint).resolve() == Path(output).resolve():
+            raise_usage("--checkpoint and -o must be different files")
         check_output_path(checkpoint, [dataset, out_path])
     options = {
         "dout": dout, "seed": seed, "dint": dint, "hidden_layers": hidden_layers, "bn_order": bn_order, "lam": lam,

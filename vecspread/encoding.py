@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from vecspread.artifacts import (DEFAULT_BLOCK_SIZE, Artifact, Dataset, open_artifact, provenance,
-                                 read_component, write_artifact, write_component)
+from vecspread.artifacts import (DEFAULT_BLOCK_SIZE, Artifact, Dataset, components_fingerprint, open_artifact,
+                                 provenance, read_component, write_artifact, write_component)
 from vecspread.codecs import CODEC_NAMES, get_codec_class
 from vecspread.codecs.base import Codec
-from vecspread.errors import ConfigError, InputError
+from vecspread.errors import ConfigError, InputError, LineageError
 from vecspread.modeling import load_transform, open_model
 from vecspread.progress import LogProgress, Progress
 from vecspread.transforms.base import Transform
@@ -71,6 +71,7 @@ def encode_dataset(
             f.attrs["encode_seconds"] = seconds
             model_art.file.copy(model_art.file["transform"], f, "transform")
             write_component(f.create_group("codec"), codec_name, codec.get_config(), codec.get_arrays())
+            f.attrs["components_fingerprint"] = components_fingerprint(f)
     return {"n": n, "codec": codec_name, "bits": codec.bits, "code_size": codec.code_size,
             "encode_seconds": round(seconds, 3), "vectors_per_second": round(n / max(seconds, 1e-9))}
 
@@ -114,6 +115,10 @@ def open_codes(path: str) -> tuple[Artifact, Transform, Codec]:
     try:
         if "codes" not in art.file or "codec" not in art.file:
             raise InputError(f"codes {path}: missing /codes or /codec (file damaged?)")
+        recorded = art.file.attrs.get("components_fingerprint")
+        if recorded is not None and recorded != components_fingerprint(art.file):
+            raise LineageError(f"codes {path}: its model groups (/transform, /codec) are not the ones the codes were "
+                               "encoded with (file modified or damaged); encode again with `vecspread encode`")
         transform = load_transform(art)
         codec = load_codec(art)
         if art.file["codes"].shape[1] != codec.code_size:

@@ -7,7 +7,8 @@ import sys
 import time
 from typing import Any
 
-from vecspread.artifacts import Artifact, Dataset, open_artifact, provenance, read_component, write_artifact, write_component
+from vecspread.artifacts import (Artifact, Dataset, content_fingerprint, open_artifact, provenance, read_component,
+                                 write_artifact, write_component)
 from vecspread.errors import ConfigError, InputError
 from vecspread.progress import LogProgress, Progress
 from vecspread.runtime import configure_torch
@@ -49,10 +50,11 @@ def train_model(
         transform.threads = threads
     with Dataset(dataset) as ds:
         xt, note = ds.training_set(max_train, seed=sample_seed)
-        progress.log(f"training {method} on {note}")
         t0 = time.perf_counter()
         transform.fit(xt, progress=progress)
         seconds = time.perf_counter() - t0
+        # logged after fit so that a refused configuration is one line on stderr, not two
+        progress.log(f"fitted {method} on {note} in {seconds:.1f}s")
         config = transform.get_config()
         with write_artifact(
             output, "model", params={"method": method, **config, "training_set": note},
@@ -88,8 +90,14 @@ def _configure_torch_if_loaded() -> None:
 
 
 def open_model(path: str) -> tuple[Artifact, Transform]:
+    """A model artifact and its transform; a model whose contents no longer match its recorded
+    fingerprint (modified or damaged after `train` wrote it) is refused."""
     art = open_artifact(path, "model", role="model")
     try:
+        recorded = art.file.attrs.get("fingerprint")
+        if recorded is not None and recorded != content_fingerprint(art.file):
+            raise InputError(f"model {path}: its contents do not match its recorded fingerprint (modified or damaged "
+                             "after `vecspread train` wrote it); train it again")
         return art, load_transform(art)
     except BaseException:
         art.close()

@@ -30,12 +30,25 @@ def set_threads(threads: int | None) -> int:
     global _chosen_threads
     n = available_cores() if threads is None or threads <= 0 else int(threads)
     _chosen_threads = n
+    limit_blas_threads(n)
     import faiss
 
     faiss.omp_set_num_threads(n)
     if "torch" in sys.modules:
         configure_torch(n)
     return n
+
+
+_BLAS_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def limit_blas_threads(n: int) -> None:
+    """Give numpy's BLAS ``n`` threads: effective only before numpy is first imported (the CLI calls
+    this before its heavy imports); a user's own setting of these variables wins."""
+    if "numpy" in sys.modules:
+        return
+    for var in _BLAS_VARIABLES:
+        os.environ.setdefault(var, str(n))
 
 
 def configure_torch(threads: int | None = None) -> None:

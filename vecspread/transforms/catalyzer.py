@@ -70,6 +70,7 @@ import logging
 import math
 import os
 import time
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Protocol, Sequence
 
 import faiss
@@ -78,6 +79,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vecspread.artifacts import clean_stale_partials, partial_path
 from vecspread.errors import ConfigError, InputError
 from vecspread.transforms.base import Transform
 
@@ -771,7 +773,8 @@ def write_checkpoint(
     """
     import h5py
 
-    tmp = f"{path}.tmp{os.getpid()}"
+    clean_stale_partials(Path(path))
+    tmp = str(partial_path(Path(path)))  # obviously partial by name; removed by a later run if killed
     try:
         with h5py.File(tmp, "w") as f:
             f["format"] = np.int64(CHECKPOINT_FORMAT)

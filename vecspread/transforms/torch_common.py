@@ -13,12 +13,14 @@ import contextlib
 import json
 import logging
 import os
+from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from vecspread.artifacts import clean_stale_partials, partial_path
 from vecspread.errors import ConfigError, InputError
 
 logger = logging.getLogger("vecspread")
@@ -177,7 +179,8 @@ def write_checkpoint(path: str, meta: Mapping[str, Any], groups: Mapping[str, Ma
     """
     import h5py
 
-    tmp = f"{path}.tmp{os.getpid()}"
+    clean_stale_partials(Path(path))
+    tmp = str(partial_path(Path(path)))  # obviously partial by name; removed by a later run if killed
     try:
         with h5py.File(tmp, "w") as f:
             f["meta"] = json_bytes(dict(meta))
