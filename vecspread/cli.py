@@ -184,6 +184,7 @@ def gt_cmd(
 CAT = "Catalyzer options"
 MIPS = "MIPS options (sign-alsh, l2-alsh, simple-lsh)"
 TABLES = "Hash-table lookup (sign codes)"
+NPH = "NPhash options"
 
 
 @app.command("train")
@@ -193,8 +194,8 @@ def train_cmd(
     output: str = typer.Option(..., "--output", "-o", help=OUTPUT_HELP),
     method: Method = typer.Option(..., "--method", "-m", help="Transform to fit: " + ", ".join(METHOD_NAMES) + "."),
     dout: Optional[int] = typer.Option(None, "--dout", help="Output dimension (pca, rotation: default the input's; catalyzer: 24)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed: rotation, catalyzer (default 0); lsh, lsh-thresholds (default 5, as faiss IndexLSH); itq (initial rotation, default 123, as faiss); sign-alsh, simple-lsh, l2-alsh (default 0)."),
-    bits: Optional[int] = typer.Option(None, "--bits", help="Code size in bits. lsh, lsh-thresholds, itq: one sign bit per projected dimension (multiple of 8). pq, opq, lsq: M = bits/8 sub-quantizers of 8 bits (pq/opq: M must divide the dimension). catalyzer: lattice budget for validation and end-to-end training (default 64). sign-alsh, simple-lsh: signed random projections (default 64); l2-alsh: bits of its E2LSH codec."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed: rotation, catalyzer, nphash (default 0); lsh, lsh-thresholds (default 5, as faiss IndexLSH); itq (initial rotation, default 123, as faiss); sign-alsh, simple-lsh, l2-alsh (default 0)."),
+    bits: Optional[int] = typer.Option(None, "--bits", help="Code size in bits. lsh, lsh-thresholds, itq: one sign bit per projected dimension (multiple of 8). pq, opq, lsq: M = bits/8 sub-quantizers of 8 bits (pq/opq: M must divide the dimension). catalyzer: lattice budget for validation and end-to-end training (default 64). nphash: code length (default 64). sign-alsh, simple-lsh: signed random projections (default 64); l2-alsh: bits of its E2LSH codec."),
     norm_terms: Optional[int] = typer.Option(None, "--norm-terms", help="sign-alsh, l2-alsh: number of appended norm powers m (default 2 / 3).", rich_help_panel=MIPS),
     max_norm: Optional[float] = typer.Option(None, "--max-norm", help="sign-alsh, l2-alsh: largest database norm after scaling, the papers' U, in (0, 1) (default 0.75 / 0.83).", rich_help_panel=MIPS),
     bucket_width: Optional[float] = typer.Option(None, "--r", help="l2-alsh: E2LSH bucket width r (default 2.5).", rich_help_panel=MIPS),
@@ -221,12 +222,20 @@ def train_cmd(
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto (default: cpu).", rich_help_panel=CAT),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Write an HDF5 checkpoint here at every validation.", rich_help_panel=CAT),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue bit-for-bit from this checkpoint.", rich_help_panel=CAT),
+    beta: Optional[float] = typer.Option(None, "--beta", help="Slope of the relaxed sign tanh(beta u/|u|) (default: sqrt(bits)).", rich_help_panel=NPH),
+    k_proxies: Optional[int] = typer.Option(None, "--k", help="True nearest proxies per query in the KL loss (default: 100).", rich_help_panel=NPH),
+    proxies: Optional[int] = typer.Option(None, "--proxies", help="Training vectors drawn at random as reference points for every batch (default: 10000).", rich_help_panel=NPH),
+    tau_in: Optional[float] = typer.Option(None, "--tau-in", help="Temperature of the input cosine softmax (default: 0.03).", rich_help_panel=NPH),
+    tau_out: Optional[float] = typer.Option(None, "--tau-out", help="Temperature of the relaxed Hamming softmax (default: 0.03).", rich_help_panel=NPH),
+    kl: Optional[str] = typer.Option(None, "--kl", help="pq: KL(p||q), the paper's; qp: KL(q||p) (default: pq).", rich_help_panel=NPH),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adam or sgd (default: adam, lr 1e-3).", rich_help_panel=NPH),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", min=0, help="Training time budget (catalyzer: stops after the epoch that would overrun it; nphash: at the step that reaches it); the best model so far is kept.", rich_help_panel=CAT),
     threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Fit a transform (the 'spreading' map applied before coding) and write a model artifact.
 
-    Methods: identity (y = x); pca (centre, project on the --dout leading components); rotation (random orthogonal projection to --dout dimensions; with sign codes this is LSH, as faiss IndexLSH(d, dout)); catalyzer (the MLP of "Spreading vectors for similarity search", triplet rank loss + KoLeo, trained on the learn set; defaults are the paper's).
+    Methods: identity (y = x); pca (centre, project on the --dout leading components); rotation (random orthogonal projection to --dout dimensions; with sign codes this is LSH, as faiss IndexLSH(d, dout)); catalyzer (the MLP of "Spreading vectors for similarity search", triplet rank loss + KoLeo, trained on the learn set; defaults are the paper's); nphash (Idelson's neural proxy hashing: an MLP to --bits relaxed sign bits trained with a KL loss over each query's true nearest proxies; its neural options are shared with the catalyzer: --dint, --hidden-layers, --epochs, --batch-size, --lr, --val-*, --device, --checkpoint, --resume).
 
     Baselines built on faiss, each with its codec (encode needs no --codec): lsh (IndexLSH(d, bits)), lsh-thresholds (IndexLSH with trained median thresholds), itq (ITQ{bits},LSH), pq (IndexPQ(d, bits/8, 8)), opq (OPQ{M},PQ{M}), lsq (IndexLocalSearchQuantizer(d, bits/8, 8)).
 
@@ -253,6 +262,8 @@ def train_cmd(
         "norm_terms": norm_terms, "max_norm": max_norm, "r": bucket_width, "hash_bits": hash_bits,
         "bits": bits, "train_iters": train_iters, "encode_ils_iters": encode_ils_iters, "r2": r2, "val_every": val_every, "val_size": _parse_val_size(val_size),
         "val_codec": val_codec, "device": device, "checkpoint": checkpoint, "resume": resume,
+        "beta": beta, "k": k_proxies, "proxies": proxies, "tau_in": tau_in, "tau_out": tau_out, "kl": kl,
+        "optimizer": optimizer, "max_minutes": max_minutes,
     }
     with console.progress() as progress:
         summary = train_model(dataset, out_path, method.value, options, max_train=max_train, threads=threads,
@@ -373,7 +384,7 @@ def bench_cmd(
     outdir: str = typer.Option(..., "--output", "-o", help="Directory for bench.json, bench.md, bench.png and the artifacts."),
     bits: str = typer.Option("16,32,64,128", "--bits", help="Comma-separated bit budgets."),
     methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated: lsh, lsh-thresholds, itq, pca-sign, pca-lattice, pq, opq, lsq, catalyzer-lattice, catalyzer-sign, catalyzer-opq, nphash (default: all; with --quick a small set)."),
-    budget_minutes: Optional[float] = typer.Option(None, "--budget-minutes", min=0, help="Training time budget per learned model (catalyzer, nphash): training stops after the epoch that would overrun it."),
+    budget_minutes: Optional[float] = typer.Option(None, "--budget-minutes", min=0, help="Training time budget per learned model (catalyzer: stops after the epoch that would overrun it; nphash: at the step that reaches it)."),
     quick: bool = typer.Option(False, "--quick", help="CI preset: fit on at most 5000 vectors, 1 short epoch for neural models, few OPQ/LSQ iterations."),
     max_train: Optional[int] = typer.Option(None, "--max-train", min=1, help="Fit every model on at most this many training vectors."),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Write bench.png (needs matplotlib: pip install 'vecspread[plot]'; skipped with a note without it)."),

@@ -54,7 +54,7 @@ def train_model(
         transform.fit(xt, progress=progress)
         seconds = time.perf_counter() - t0
         # logged after fit so that a refused configuration is one line on stderr, not two
-        progress.log(f"fitted {method} on {note} in {seconds:.1f}s")
+        progress.log(f"fitted {method} in {seconds:.1f}s; training data: {note}")
         config = transform.get_config()
         with write_artifact(
             output, "model", params={"method": method, **config, "training_set": note},

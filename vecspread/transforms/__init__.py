@@ -17,6 +17,7 @@ _METHODS: dict[str, str] = {
     "pca": "vecspread.transforms.linear:PCATransform",
     "rotation": "vecspread.transforms.linear:RotationTransform",
     "catalyzer": "vecspread.transforms.catalyzer:CatalyzerTransform",
+    "nphash": "vecspread.transforms.nphash:NPHashTransform",
     "lsh": "vecspread.transforms.baselines:LSHTransform",
     "lsh-thresholds": "vecspread.transforms.baselines:LSHThresholdsTransform",
     "itq": "vecspread.transforms.baselines:ITQTransform",

@@ -82,6 +82,8 @@ import torch.nn.functional as F
 from vecspread.artifacts import clean_stale_partials, partial_path
 from vecspread.errors import ConfigError, InputError
 from vecspread.transforms.base import Transform
+from vecspread.transforms.torch_common import (as_matrix, check_compatible, fingerprint, json_bytes, read_group,
+                                               resolve_device)
 
 logger = logging.getLogger("vecspread")
 
@@ -269,7 +271,7 @@ class CatalyzerTransform(Transform):
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """(n, d_in) float32 -> (n, dout) float32 unit vectors (eval mode, batches of 65536 rows)."""
-        x = _as_matrix(x, "apply input")
+        x = as_matrix(x, "apply input")
         if x.shape[1] != self.d_in_:
             raise InputError(f"catalyzer was trained on dimension {self.d_in_}, got vectors of dimension {x.shape[1]}")
         return _forward_all(self.net_, x, self.input_scale_, self._device)
@@ -290,7 +292,7 @@ class CatalyzerTransform(Transform):
             torch.set_num_threads(int(self.threads))
             faiss.omp_set_num_threads(int(self.threads))
         try:
-            self._fit(_as_matrix(xt, "training set"), report)
+            self._fit(as_matrix(xt, "training set"), report)
         finally:
             if self.threads is not None and self.threads > 0:
                 torch.set_num_threads(prev_threads[0])
@@ -300,7 +302,7 @@ class CatalyzerTransform(Transform):
     def _fit(self, xt: np.ndarray, report: "_Reporter") -> None:
         t_start = time.perf_counter()
         n, d_in = xt.shape
-        device = _resolve_device(self.device)
+        device = resolve_device(self.device)
         lam = self.effective_lam()
 
         # --- split: validation slice first, so the training set never contains it
@@ -319,7 +321,7 @@ class CatalyzerTransform(Transform):
         if not math.isfinite(mean_norm) or mean_norm <= 0:
             raise InputError("training vectors have a zero or non-finite mean norm")
         scale = 1.0 / mean_norm
-        fingerprint = _fingerprint(xt)
+        data_key = fingerprint(xt)
 
         # the lattice is built before any training so that an impossible bits/dout fails at once; it is
         # optional only when nothing depends on it (sign-selected validation, no end-to-end training)
@@ -345,11 +347,11 @@ class CatalyzerTransform(Transform):
 
         start_epoch, history = 0, []
         best_score, best_epoch, best_state = -math.inf, None, None
-        run_key = {**{k: self.get_params()[k] for k in _TRAINING_KEYS}, "lam": lam, "data": fingerprint}
+        run_key = {**{k: self.get_params()[k] for k in _TRAINING_KEYS}, "lam": lam, "data": data_key}
         run_key["quantizer_train"] = "lattice" if train_lattice else None
         if self.resume:
             ck = read_checkpoint(self.resume)
-            _check_compatible(ck["run_key"], run_key, self.resume)
+            check_compatible(ck["run_key"], run_key, self.resume)
             _load_state(net, ck["model"])
             _load_momentum(opt, ck["momentum"], device)
             gen.set_state(torch.from_numpy(ck["torch_rng"]))
@@ -779,8 +781,8 @@ def write_checkpoint(
         with h5py.File(tmp, "w") as f:
             f["format"] = np.int64(CHECKPOINT_FORMAT)
             f["epoch"] = np.int64(epoch)
-            f["run_key"] = _json_bytes(run_key)
-            f["history"] = _json_bytes(history)
+            f["run_key"] = json_bytes(run_key)
+            f["history"] = json_bytes(history)
             f["torch_rng"] = gen.get_state().numpy()
             for k, v in net.state_dict().items():
                 f[f"model/{k}"] = v.detach().cpu().numpy()
@@ -817,9 +819,9 @@ def read_checkpoint(path: str) -> dict[str, Any]:
                 "run_key": json.loads(bytes(f["run_key"][()]).decode()),
                 "history": json.loads(bytes(f["history"][()]).decode()),
                 "torch_rng": np.array(f["torch_rng"][()], dtype=np.uint8),
-                "model": _read_group(f["model"]),
-                "momentum": {int(k): v for k, v in _read_group(f["momentum"]).items()},
-                "best": _read_group(f["best"]) or None,
+                "model": read_group(f["model"]),
+                "momentum": {int(k): v for k, v in read_group(f["momentum"]).items()},
+                "best": read_group(f["best"]) or None,
                 "best_score": float(f["best_score"][()]),
                 "best_epoch": None if best_epoch < 0 else best_epoch,
             }
@@ -827,20 +829,8 @@ def read_checkpoint(path: str) -> dict[str, Any]:
         raise InputError(f"{path} is not a readable catalyzer checkpoint ({e})") from None
 
 
-def _read_group(g: Any) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    g.visititems(lambda name, obj: out.__setitem__(name, np.array(obj[()])) if hasattr(obj, "shape") else None)
-    return out
 
 
-def _check_compatible(saved: dict[str, Any], current: dict[str, Any], path: str) -> None:
-    diff = [k for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
-    if diff:
-        what = ", ".join(
-            "training data" if k == "data" else f"{k} ({saved.get(k)!r} in checkpoint, {current.get(k)!r} now)"
-            for k in diff
-        )
-        raise ConfigError(f"cannot resume from {path}: it was written with other settings: {what}")
 
 
 def _load_state(net: nn.Module, arrays: dict[str, np.ndarray]) -> None:
@@ -855,38 +845,3 @@ def _load_momentum(opt: torch.optim.Optimizer, bufs: dict[int, np.ndarray], devi
 
 def _params(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
     return [p for group in opt.param_groups for p in group["params"]]
-
-
-def _json_bytes(obj: Any) -> np.ndarray:
-    return np.frombuffer(json.dumps(obj, sort_keys=True).encode(), dtype=np.uint8)
-
-
-# ====================================================================== input helpers
-
-
-def _as_matrix(x: np.ndarray, what: str) -> np.ndarray:
-    """A C-contiguous (n, d) float32 copy/view of ``x``; InputError when not 2-d, empty or not finite."""
-    x = np.asarray(x)
-    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-        raise InputError(f"{what} must be a non-empty (n, d) matrix, got shape {x.shape}")
-    if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
-        raise InputError(f"{what} must hold real numbers, got dtype {x.dtype}")
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if not np.isfinite(x).all():
-        raise InputError(f"{what} holds NaN or infinite values")
-    return x
-
-
-def _fingerprint(x: np.ndarray) -> list[float]:
-    """Cheap identity of the training set, so a checkpoint is not resumed on other data."""
-    x64 = x.astype(np.float64, copy=False)
-    w = np.arange(1, x.shape[1] + 1, dtype=np.float64)
-    return [float(x.shape[0]), float(x.shape[1]), float(x64.sum()), float((x64 @ w) @ np.cos(np.arange(x.shape[0])))]
-
-
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but torch sees no CUDA device")
-    return torch.device(device)

@@ -205,7 +205,7 @@ def read_checkpoint(path: str, kind: str) -> tuple[dict[str, Any], dict[str, dic
     try:
         with h5py.File(path, "r") as f:
             meta = json.loads(bytes(f["meta"][()]).decode())
-            groups = {name: _read_group(f[name]) for name in f if name != "meta"}
+            groups = {name: read_group(f[name]) for name in f if name != "meta"}
     except (OSError, KeyError, ValueError) as e:
         raise InputError(f"{path} is not a readable {kind} checkpoint ({e})") from None
     if meta.get("kind") != kind:
@@ -229,7 +229,8 @@ def json_bytes(obj: Any) -> np.ndarray:
     return np.frombuffer(json.dumps(obj, sort_keys=True).encode(), dtype=np.uint8)
 
 
-def _read_group(g: Any) -> dict[str, np.ndarray]:
+def read_group(g: Any) -> dict[str, np.ndarray]:
+    """Every dataset below an HDF5 group, by relative name, as numpy arrays."""
     out: dict[str, np.ndarray] = {}
     g.visititems(lambda name, obj: out.__setitem__(name, np.array(obj[()])) if hasattr(obj, "shape") else None)
     return out
