@@ -39,7 +39,7 @@ Decisions the paper leaves open, taken here (each one also noted where it is imp
   decays at 80 and 120; ``lr`` rescales the schedule (lr / lr_schedule[0], 1 by default). Plain SGD
   with momentum, no weight decay (the paper mentions none).
 - **Validation** on a held-out slice of ``fit``'s input, never trained on: ``val_size`` = None takes
-  min(10000, n // 10) database vectors and min(1000, n // 100) queries (10k + 1k for n >= 100k); an int
+  min(5000, n // 20) database vectors and min(500, n // 200) queries (5k + 500 for n >= 100k); an int
   is the database size (queries: a tenth of it), a pair is (database, queries), 0 disables validation.
   Every ``val_every`` epochs and after the last one, 1-recall@1/10/100 against the exact input-space
   nearest neighbour is measured for the sign codec (Hamming ranking of the sign bits) and the lattice
@@ -83,7 +83,7 @@ from vecspread.artifacts import clean_stale_partials, partial_path
 from vecspread.errors import ConfigError, InputError
 from vecspread.transforms.base import Transform
 from vecspread.transforms.torch_common import (as_matrix, check_compatible, fingerprint, json_bytes, read_group,
-                                               resolve_device)
+                                               resolve_device, val_sizes)
 
 logger = logging.getLogger("vecspread")
 
@@ -474,18 +474,7 @@ class CatalyzerTransform(Transform):
 
     def _val_sizes(self, n: int) -> tuple[int, int]:
         """(database, queries) held out of ``n`` training vectors for validation."""
-        vs = self.val_size
-        if vs is None:
-            ndb, nq = min(10000, n // 10), min(1000, n // 100)
-        elif isinstance(vs, (int, np.integer)):
-            ndb, nq = int(vs), int(vs) // 10
-        else:
-            ndb, nq = (int(v) for v in vs)
-        if ndb <= 0 or nq <= 0:
-            return 0, 0
-        if ndb + nq >= n:
-            raise ConfigError(f"val_size ({ndb} + {nq} queries) leaves no training vectors out of {n}")
-        return ndb, nq
+        return val_sizes(self.val_size, n)
 
     def _lattice_codec(self, y: np.ndarray) -> Any:
         """A LatticeCodec fitted on (n, dout) float32 ``y`` at ``r2`` or ``bits``."""
