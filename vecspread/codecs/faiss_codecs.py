@@ -33,7 +33,33 @@ LSQ_ENCODE_ILS_ITERS = 16  # LocalSearchQuantizer.encode_ils_iters
 LSQ_MIN_M = 4  # LocalSearchQuantizer.nperts: codebooks perturbed per local-search step
 
 
-class PQCodec(Codec):
+class _FaissSACodec(Codec):
+    """What PQ and LSQ share: a faiss index whose standalone codes (``sa_encode`` / ``sa_decode``) are
+    M bytes, one per sub-quantizer or codebook. Subclasses build ``index_`` and define ``M``."""
+
+    index_: faiss.Index
+
+    @property
+    def M(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def code_size(self) -> int:
+        return self.M
+
+    def encode(self, y: np.ndarray) -> np.ndarray:
+        """(n, d) float32 -> (n, M) uint8."""
+        return self.index_.sa_encode(self._check_dim(y))
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """(n, M) uint8 -> (n, d) float32 reconstructions."""
+        return self.index_.sa_decode(np.ascontiguousarray(codes, dtype=np.uint8))
+
+    def _check_dim(self, y: np.ndarray) -> np.ndarray:
+        return _check_dim(y, self.d_, self.name)
+
+
+class PQCodec(_FaissSACodec):
     """Product quantization, equal to faiss ``IndexPQ(d, M, 8)``, M = bits / 8.
 
     The factory string ``"PQ{M}"`` gives the same distances and results, but also runs faiss's polysemous
@@ -77,24 +103,9 @@ class PQCodec(Codec):
     def M(self) -> int:
         return int(self.centroids_.shape[0])
 
-    @property
-    def code_size(self) -> int:
-        return self.M
-
-    def encode(self, y: np.ndarray) -> np.ndarray:
-        """(n, d) float32 -> (n, M) uint8 centroid ids."""
-        return self.index_.sa_encode(self._check_dim(y))
-
-    def decode(self, codes: np.ndarray) -> np.ndarray:
-        """(n, M) uint8 -> (n, d) float32 reconstructions (concatenated centroids)."""
-        return self.index_.sa_decode(np.ascontiguousarray(codes, dtype=np.uint8))
-
     def search(self, yq: np.ndarray, code_blocks: Iterable[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
         """ADC top-k: D (nq, k) float32 squared L2 distances to the reconstructions, I (nq, k) int64."""
         return scan_codes(self.index_, self._check_dim(yq), code_blocks, k)
-
-    def _check_dim(self, y: np.ndarray) -> np.ndarray:
-        return _check_dim(y, self.d_, self.name)
 
     def get_config(self) -> dict[str, Any]:
         return {"d": self.d_, "bits": self.bits, "M": self.M, "nbits": NBITS, "code_size": self.code_size}
@@ -169,7 +180,7 @@ class OPQCodec(Codec):
         return c
 
 
-class LSQCodec(Codec):
+class LSQCodec(_FaissSACodec):
     """Local search quantization: equal to faiss ``IndexLocalSearchQuantizer(d, M, 8)`` (factory ``"LSQ{M}x8"``).
 
     A code is M bytes; its reconstruction is the *sum* of one 256-entry codebook vector (d,) per byte.
@@ -230,24 +241,9 @@ class LSQCodec(Codec):
     def M(self) -> int:
         return int(self.codebooks_.shape[0])
 
-    @property
-    def code_size(self) -> int:
-        return self.M
-
-    def encode(self, y: np.ndarray) -> np.ndarray:
-        """(n, d) float32 -> (n, M) uint8 (depends on the batch: see the class docstring)."""
-        return self.index_.sa_encode(self._check_dim(y))
-
-    def decode(self, codes: np.ndarray) -> np.ndarray:
-        """(n, M) uint8 -> (n, d) float32: the sum of the M selected codebook vectors."""
-        return self.index_.sa_decode(np.ascontiguousarray(codes, dtype=np.uint8))
-
     def search(self, yq: np.ndarray, code_blocks: Iterable[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k by exact squared L2 to the decoded codes: D (nq, k) float32, I (nq, k) int64."""
         return scan_decoded(self.decode, self._check_dim(yq), code_blocks, k)
-
-    def _check_dim(self, y: np.ndarray) -> np.ndarray:
-        return _check_dim(y, self.d_, self.name)
 
     def get_config(self) -> dict[str, Any]:
         return {"d": self.d_, "bits": self.bits, "M": self.M, "nbits": NBITS, "code_size": self.code_size,

@@ -82,7 +82,7 @@ import torch.nn.functional as F
 from vecspread.artifacts import clean_stale_partials, partial_path
 from vecspread.errors import ConfigError, InputError
 from vecspread.transforms.base import Transform
-from vecspread.transforms.torch_common import (as_matrix, check_compatible, fingerprint, json_bytes, read_group,
+from vecspread.transforms.torch_common import (Reporter, as_matrix, check_compatible, fingerprint, json_bytes, read_group,
                                                resolve_device, val_sizes)
 
 logger = logging.getLogger("vecspread")
@@ -286,7 +286,7 @@ class CatalyzerTransform(Transform):
         None sends the lines to the "vecspread" logger at INFO level.
         """
         self._check_params()
-        report = _Reporter(progress)
+        report = Reporter(progress)
         prev_threads = (torch.get_num_threads(), faiss.omp_get_max_threads())
         if self.threads is not None and self.threads > 0:
             torch.set_num_threads(int(self.threads))
@@ -299,7 +299,7 @@ class CatalyzerTransform(Transform):
                 faiss.omp_set_num_threads(prev_threads[1])
         return self
 
-    def _fit(self, xt: np.ndarray, report: "_Reporter") -> None:
+    def _fit(self, xt: np.ndarray, report: Reporter) -> None:
         t_start = time.perf_counter()
         n, d_in = xt.shape
         device = resolve_device(self.device)
@@ -374,7 +374,7 @@ class CatalyzerTransform(Transform):
         )
         x_dev = torch.from_numpy(xs_train).to(device)
         nb = n_batches(ntr, self.batch_size)
-        report.start(self.epochs * nb)
+        report.start(self.epochs * nb, "train catalyzer")
         report.advance(start_epoch * nb)
 
         for epoch in range(start_epoch, self.epochs):
@@ -708,29 +708,6 @@ class _Validator:
 
 
 # ====================================================================== reporting
-
-
-class _Reporter:
-    """Dispatch to the caller's progress object, or to the "vecspread" logger."""
-
-    def __init__(self, progress: Any) -> None:
-        self.progress = progress
-
-    def log(self, line: str) -> None:
-        if self.progress is not None and hasattr(self.progress, "log"):
-            self.progress.log(line)
-        else:
-            logger.info(line)
-
-    def start(self, total: int) -> None:
-        fn = getattr(self.progress, "start", None)
-        if callable(fn):
-            fn(total, "train")
-
-    def advance(self, n: int) -> None:
-        fn = getattr(self.progress, "advance", None)
-        if callable(fn) and n > 0:
-            fn(n)
 
 
 def _format_epoch(rec: dict[str, Any], epochs: int) -> str:
