@@ -39,7 +39,7 @@ Decisions the paper leaves open, taken here (each one also noted where it is imp
   decays at 80 and 120; ``lr`` rescales the schedule (lr / lr_schedule[0], 1 by default). Plain SGD
   with momentum, no weight decay (the paper mentions none).
 - **Validation** on a held-out slice of ``fit``'s input, never trained on: ``val_size`` = None takes
-  min(5000, n // 20) database vectors and min(500, n // 200) queries (5k + 500 for n >= 100k); an int
+  min(10000, n // 10) database vectors and min(1000, n // 100) queries (10k + 1k for n >= 100k); an int
   is the database size (queries: a tenth of it), a pair is (database, queries), 0 disables validation.
   Every ``val_every`` epochs and after the last one, 1-recall@1/10/100 against the exact input-space
   nearest neighbour is measured for the sign codec (Hamming ranking of the sign bits) and the lattice

@@ -57,7 +57,7 @@ One standard error at 1000 queries is ~0.015, so differences below ~0.03 are noi
 - **Epoch**: one pass over the training vectors as queries, in a fresh random order; the last batch may
   be smaller (batch norm sees its proxies as well, so even one query is fine).
 - **Validation** (same rule as the catalyzer): a held-out slice of ``fit``'s input, never trained on;
-  ``val_size`` None takes min(5000, n // 20) database vectors and min(500, n // 200) queries; an int
+  ``val_size`` None takes min(10000, n // 10) database vectors and min(1000, n // 100) queries; an int
   is the database size (queries: a tenth), a pair is (database, queries), 0 disables it. 1-recall@1/10/100
   of the sign codes (Hamming ranking by ``SignCodec``) against the exact L2 nearest neighbour, tie-aware
   (``metrics.one_recall_at``). The model kept is the one with the best 1-recall@10 (earliest on ties);
