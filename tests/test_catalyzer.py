@@ -22,20 +22,10 @@ from vecspread.transforms.catalyzer import (  # noqa: E402
     straight_through,
     triplet_loss,
 )
+from torch_fixtures import one_thread  # noqa: F401  (autouse: every test runs on one thread)
 
 # small enough that one fit takes well under a second on one thread
 TINY = dict(dout=8, dint=32, epochs=2, bits=16, seed=3)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Bit-for-bit comparisons need a fixed thread count; the test machine is shared anyway."""
-    saved = torch.get_num_threads(), faiss.omp_get_max_threads()
-    torch.set_num_threads(1)
-    faiss.omp_set_num_threads(1)
-    yield
-    torch.set_num_threads(saved[0])
-    faiss.omp_set_num_threads(saved[1])
 
 
 @pytest.fixture(scope="module")

@@ -22,20 +22,10 @@ from vecspread.transforms.nphash import (  # noqa: E402
     relaxed_sign,
 )
 from vecspread.transforms.torch_common import read_checkpoint  # noqa: E402
+from torch_fixtures import one_thread  # noqa: F401  (autouse: every test runs on one thread)
 
 # small enough that one fit takes well under a second on one thread
 TINY = dict(bits=16, dint=32, k=10, proxies=200, batch_size=64, epochs=2, seed=3, val_size=(300, 40))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Bit-for-bit comparisons need a fixed thread count; the test machine is shared anyway."""
-    saved = torch.get_num_threads(), faiss.omp_get_max_threads()
-    torch.set_num_threads(1)
-    faiss.omp_set_num_threads(1)
-    yield
-    torch.set_num_threads(saved[0])
-    faiss.omp_set_num_threads(saved[1])
 
 
 @pytest.fixture(scope="module")

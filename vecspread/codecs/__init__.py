@@ -5,7 +5,7 @@ Adding a codec: a Codec subclass in its own module plus one line in ``_CODECS``.
 
 from __future__ import annotations
 
-import importlib
+from vecspread.registry import load
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -25,5 +25,4 @@ CODEC_NAMES: tuple[str, ...] = tuple(_CODECS)
 
 def get_codec_class(name: str) -> type["Codec"]:
     """The Codec class registered as ``name`` (KeyError when unknown)."""
-    module, _, cls = _CODECS[name].partition(":")
-    return getattr(importlib.import_module(module), cls)
+    return load(_CODECS[name])

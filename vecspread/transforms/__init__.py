@@ -6,7 +6,7 @@ Importing this package is cheap (no numpy, torch or faiss), so the CLI can list 
 
 from __future__ import annotations
 
-import importlib
+from vecspread.registry import load
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -34,5 +34,4 @@ METHOD_NAMES: tuple[str, ...] = tuple(_METHODS)
 
 def get_transform_class(name: str) -> type["Transform"]:
     """The Transform class registered as ``name`` (KeyError when unknown)."""
-    module, _, cls = _METHODS[name].partition(":")
-    return getattr(importlib.import_module(module), cls)
+    return load(_METHODS[name])
