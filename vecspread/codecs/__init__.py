@@ -5,8 +5,9 @@ Adding a codec: a Codec subclass in its own module plus one line in ``_CODECS``.
 
 from __future__ import annotations
 
-from vecspread.registry import load
 from typing import TYPE_CHECKING
+
+from vecspread.registry import load
 
 if TYPE_CHECKING:
     from vecspread.codecs.base import Codec

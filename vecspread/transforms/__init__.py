@@ -6,8 +6,9 @@ Importing this package is cheap (no numpy, torch or faiss), so the CLI can list 
 
 from __future__ import annotations
 
-from vecspread.registry import load
 from typing import TYPE_CHECKING
+
+from vecspread.registry import load
 
 if TYPE_CHECKING:
     from vecspread.transforms.base import Transform
