@@ -217,10 +217,14 @@ def write_plot(report: dict[str, Any], path: Path) -> str | None:
     except ImportError:
         return None
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for m in report["methods"]:
+    # more methods than the default 10-colour cycle: tab20's 10 dark colours, then its 10 light ones
+    colors = plt.get_cmap("tab20").colors
+    markers = "osD^v<>pXh*"
+    for i, m in enumerate(report["methods"]):
         pts = sorted((c["bits"], c["recall"]["10"]) for c in report["cells"] if c["method"] == m and "recall" in c)
         if pts:
-            ax.plot(*zip(*pts), marker="o", label=m)
+            color = colors[(2 * i) % 20 + (i // 10) % 2]
+            ax.plot(*zip(*pts), marker=markers[i % len(markers)], color=color, label=m)
     ax.set_xscale("log", base=2)
     ax.set_xticks(report["bits"], [str(b) for b in report["bits"]])
     ax.set_xlabel("bits per vector")
