@@ -143,7 +143,23 @@ class MipsLift(Transform):
         return t
 
 
-class SignALSHTransform(MipsLift):
+class _NormPowerLift(MipsLift):
+    """The asymmetric lifts that append m norm powers and scale the data to max norm U (the papers'
+    m and U: ``norm_terms`` and ``max_norm``)."""
+
+    norm_terms: int
+    max_norm: float
+
+    @property
+    def bound(self) -> float:  # type: ignore[override]
+        return float(self.max_norm)
+
+    @property
+    def n_extra(self) -> int:
+        return int(self.norm_terms)
+
+
+class SignALSHTransform(_NormPowerLift):
     """Sign-ALSH: P(x) = [x; 1/2 - ||x||^2; ...; 1/2 - ||x||^(2^m)], Q(q) = [q/||q||; 0...], then
     a (bits, d + m) Gaussian projection; the sign codec turns it into signed random projections."""
 
@@ -152,23 +168,15 @@ class SignALSHTransform(MipsLift):
 
     def __init__(self, norm_terms: int = 2, max_norm: float = 0.75, bits: int = 64, seed: int = 0) -> None:
         self.norm_terms = norm_terms
-        self.norm_termsax_norm = max_norm
+        self.max_norm = max_norm
         self.bits = bits
         self.seed = seed
 
     def get_params(self) -> dict[str, Any]:
-        return {"norm_terms": self.norm_terms, "max_norm": self.norm_termsax_norm, "bits": self.bits, "seed": self.seed}
-
-    @property
-    def bound(self) -> float:  # type: ignore[override]
-        return float(self.norm_termsax_norm)
-
-    @property
-    def n_extra(self) -> int:
-        return int(self.norm_terms)
+        return {"norm_terms": self.norm_terms, "max_norm": self.max_norm, "bits": self.bits, "seed": self.seed}
 
     def fit(self, xt: np.ndarray, *, progress: Any = None) -> "SignALSHTransform":
-        _check_m_u(self.norm_terms, self.norm_termsax_norm)
+        _check_m_u(self.norm_terms, self.max_norm)
         self._fit_scale(xt)
         self._draw_projection(self.bits, self.seed)
         return self
@@ -217,7 +225,7 @@ class SimpleLSHTransform(MipsLift):
         return _sign_codec(self.bits)
 
 
-class L2ALSHTransform(MipsLift):
+class L2ALSHTransform(_NormPowerLift):
     """L2-ALSH: P(x) = [x; ||x||^2; ...; ||x||^(2^m)], Q(q) = [q/||q||; 1/2; ...; 1/2].
 
     The transform outputs the (d + m)-dimensional lifts themselves; the E2LSH hashes
@@ -231,26 +239,18 @@ class L2ALSHTransform(MipsLift):
     def __init__(self, norm_terms: int = 3, max_norm: float = 0.83, r: float = 2.5, bits: int = 64, hash_bits: int = 4,
                  seed: int = 0) -> None:
         self.norm_terms = norm_terms
-        self.norm_termsax_norm = max_norm
+        self.max_norm = max_norm
         self.r = r
         self.bits = bits
         self.hash_bits = hash_bits
         self.seed = seed
 
     def get_params(self) -> dict[str, Any]:
-        return {"norm_terms": self.norm_terms, "max_norm": self.norm_termsax_norm, "r": self.r, "bits": self.bits, "hash_bits": self.hash_bits,
-                "seed": self.seed}
-
-    @property
-    def bound(self) -> float:  # type: ignore[override]
-        return float(self.norm_termsax_norm)
-
-    @property
-    def n_extra(self) -> int:
-        return int(self.norm_terms)
+        return {"norm_terms": self.norm_terms, "max_norm": self.max_norm, "r": self.r, "bits": self.bits,
+                "hash_bits": self.hash_bits, "seed": self.seed}
 
     def fit(self, xt: np.ndarray, *, progress: Any = None) -> "L2ALSHTransform":
-        _check_m_u(self.norm_terms, self.norm_termsax_norm)
+        _check_m_u(self.norm_terms, self.max_norm)
         codec = self._codec()  # refuse a bad bits/hash_bits/r before any work
         self._fit_scale(xt)
         self.projection_ = None
