@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import time
 from typing import Any
 
@@ -15,6 +14,7 @@ from vecspread.codecs.base import Codec
 from vecspread.errors import ConfigError, InputError, LineageError
 from vecspread.modeling import load_transform, open_model
 from vecspread.progress import LogProgress, Progress
+from vecspread.registry import instantiate
 from vecspread.transforms.base import Transform
 
 
@@ -22,13 +22,7 @@ def make_codec(name: str, options: dict[str, Any]) -> Codec:
     """Instantiate codec ``name`` with the options the user set (None = not given)."""
     if name not in CODEC_NAMES:
         raise ConfigError(f"unknown codec {name!r}; choose one of {', '.join(CODEC_NAMES)}")
-    cls = get_codec_class(name)
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
-    given = {k: v for k, v in options.items() if v is not None}
-    stray = sorted(set(given) - accepted)
-    if stray:
-        raise ConfigError(f"{', '.join('--' + s.replace('_', '-') for s in stray)} does not apply to --codec {name}")
-    return cls(**given)
+    return instantiate(get_codec_class(name), options, f"--codec {name}")
 
 
 def encode_dataset(

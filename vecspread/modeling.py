@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import sys
 import time
 from typing import Any
@@ -11,6 +10,7 @@ from vecspread.artifacts import (Artifact, Dataset, content_fingerprint, open_ar
                                  write_artifact, write_component)
 from vecspread.errors import ConfigError, InputError
 from vecspread.progress import LogProgress, Progress
+from vecspread.registry import instantiate
 from vecspread.runtime import configure_torch
 from vecspread.transforms import METHOD_NAMES, get_transform_class
 from vecspread.transforms.base import Transform
@@ -25,14 +25,7 @@ def make_transform(method: str, options: dict[str, Any]) -> Transform:
         raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHOD_NAMES)}")
     cls = get_transform_class(method)
     _configure_torch_if_loaded()
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
-    given = {k: v for k, v in options.items() if v is not None}
-    stray = sorted(set(given) - accepted)
-    if stray:
-        flags = ", ".join("--" + s.replace("_", "-") for s in stray)
-        raise ConfigError(f"{flags} does not apply to --method {method} (it takes: "
-                          f"{', '.join('--' + a.replace('_', '-') for a in sorted(accepted)) or 'no options'})")
-    return cls(**given)
+    return instantiate(cls, options, f"--method {method}")
 
 
 def train_model(
