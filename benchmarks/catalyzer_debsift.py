@@ -3,6 +3,8 @@
     python benchmarks/catalyzer_debsift.py RUN [RUN ...] [--data ../shared/data/debsift200k.h5] [--workdir DIR]
 
 RUN is one of the names in RUNS below (e.g. cat24-lattice cat64-sign pca24-lattice rot64-sign).
+``--train-extra "--seed 1 --bn-stats per-role"`` appends options to every run's train command (the
+artifacts are then named after them, so variants do not overwrite each other).
 For each run prints one JSON line: the commands, 1-recall@1/10/100, training time and its split per
 epoch (negative mining / SGD steps / validation, from the history stored in the model artifact),
 encode and search times. Threads: all available cores (2 on the reference machine).
@@ -43,9 +45,11 @@ def vecspread(*args: str, capture: bool = False) -> str:
     return out.stdout if capture else ""
 
 
-def run(name: str, data: str, work: Path, gt: str) -> dict:
+def run(name: str, data: str, work: Path, gt: str, extra: list[str] | None = None) -> dict:
     train_opts, encode_opts = RUNS[name]
-    model, codes, res = (str(work / f"{name}.{ext}.h5") for ext in ("model", "codes", "res"))
+    train_opts = [*train_opts, *(extra or [])]
+    stem = "_".join([name, *(a.lstrip("-") for a in extra or [])])
+    model, codes, res = (str(work / f"{stem}.{ext}.h5") for ext in ("model", "codes", "res"))
     t0 = time.perf_counter()
     vecspread("train", data, *train_opts, "-o", model)
     wall_train = time.perf_counter() - t0
@@ -73,11 +77,12 @@ def main() -> None:
     ap.add_argument("runs", nargs="+", choices=sorted(RUNS))
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "debsift200k.h5"))
     ap.add_argument("--workdir", default="/tmp/vs-catalyzer")
+    ap.add_argument("--train-extra", default="", help="options appended to every train command")
     args = ap.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     for name in args.runs:
-        print(json.dumps(run(name, args.data, work, args.data)), flush=True)
+        print(json.dumps(run(name, args.data, work, args.data, shlex.split(args.train_extra))), flush=True)
 
 
 if __name__ == "__main__":

@@ -203,12 +203,16 @@ def train_cmd(
     train_iters: Optional[int] = typer.Option(None, "--train-iters", min=1, help="Training iterations: opq (faiss OPQMatrix.niter, default 50), lsq (LocalSearchQuantizer.train_iters, default 25)."),
     encode_ils_iters: Optional[int] = typer.Option(None, "--encode-ils-iters", min=1, help="lsq: local-search rounds per encoding (faiss default 16); encoding time grows linearly."),
     max_train: Optional[int] = typer.Option(None, "--max-train", min=1, help="Fit on at most this many training vectors (a seeded random sample)."),
+    after: Optional[str] = typer.Option(None, "--after", help="Model applied first: fit the method on that model's output for the learn set and write both as one chained model (database and queries each go through their own side of every stage), e.g. a catalyzer after a MIPS lift trained with --lift-only."),
+    lift_only: Optional[bool] = typer.Option(None, "--lift-only", help="sign-alsh, simple-lsh: output the lifted vectors P(x) / Q(q) without the random projection (no codec), to train another method --after it.", rich_help_panel=MIPS),
     dint: Optional[int] = typer.Option(None, "--dint", help="Hidden width (default: 1024).", rich_help_panel=CAT),
     hidden_layers: Optional[int] = typer.Option(None, "--hidden-layers", help="Hidden Linear-BN-ReLU blocks (default: 2).", rich_help_panel=CAT),
     bn_order: Optional[str] = typer.Option(None, "--bn-order", help="bn-relu or relu-bn (default: bn-relu).", rich_help_panel=CAT),
     lam: Optional[float] = typer.Option(None, "--lam", help="KoLeo weight (default: per dout, paper App. A: 16: 0.05, 24: 0.02, 32: 0.01, 40: 0.005).", rich_help_panel=CAT),
     kpos: Optional[int] = typer.Option(None, "--kpos", help="Positives drawn among the kpos input-space neighbours (default: 10).", rich_help_panel=CAT),
     kneg: Optional[int] = typer.Option(None, "--kneg", help="Negative = kneg-th neighbour in the output space (default: 50).", rich_help_panel=CAT),
+    self_positive: Optional[bool] = typer.Option(None, "--self-positive/--no-self-positive", help="Count each vector among its own positives: draw from itself and its kpos-1 nearest others, as a k-NN of the learn set in itself does (default: off, the kpos nearest others).", rich_help_panel=CAT),
+    bn_stats: Optional[str] = typer.Option(None, "--bn-stats", help="Batch-norm statistics per step: joint (one pass over anchors, positives and negatives together) or per-role (three passes) (default: joint).", rich_help_panel=CAT),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs (default: 8; the paper: 160).", rich_help_panel=CAT),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Triplets per SGD step (default: 64).", rich_help_panel=CAT),
     lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate; rescales --lr-schedule (default: 0.1).", rich_help_panel=CAT),
@@ -241,7 +245,9 @@ def train_cmd(
 
     Maximum inner product search (datasets with distance dot), asymmetric: the database and the queries get different lifts, recorded in the model: sign-alsh (Shrivastava & Li, + signed random projections), l2-alsh (+ E2LSH hashes, codec l2lsh), simple-lsh (Neyshabur & Srebro, + signed random projections).
     """
-    out_path, (dataset,) = _prepare(output, [dataset], threads, as_json)
+    if after == "-":
+        raise_usage("--after needs a model file, not '-'")
+    out_path, (dataset, _) = _prepare(output, [dataset, after], threads, as_json)
     for path in (checkpoint, resume):
         if path == "-":
             raise_usage("--checkpoint and --resume need real files, not '-'")
@@ -257,17 +263,17 @@ def train_cmd(
         check_output_path(checkpoint, [dataset, out_path])
     options = {
         "dout": dout, "seed": seed, "dint": dint, "hidden_layers": hidden_layers, "bn_order": bn_order, "lam": lam,
-        "kpos": kpos, "kneg": kneg, "epochs": epochs, "batch_size": batch_size, "lr": lr, "momentum": momentum,
+        "kpos": kpos, "kneg": kneg, "self_positive": self_positive, "bn_stats": bn_stats, "epochs": epochs, "batch_size": batch_size, "lr": lr, "momentum": momentum,
         "lr_schedule": _parse_floats(lr_schedule, "--lr-schedule"), "quantizer_train": quantizer_train,
         "norm_terms": norm_terms, "max_norm": max_norm, "r": bucket_width, "hash_bits": hash_bits,
         "bits": bits, "train_iters": train_iters, "encode_ils_iters": encode_ils_iters, "r2": r2, "val_every": val_every, "val_size": _parse_val_size(val_size),
         "val_codec": val_codec, "device": device, "checkpoint": checkpoint, "resume": resume,
         "beta": beta, "k": k_proxies, "proxies": proxies, "tau_in": tau_in, "tau_out": tau_out, "kl": kl,
-        "optimizer": optimizer, "max_minutes": max_minutes,
+        "optimizer": optimizer, "max_minutes": max_minutes, "lift_only": lift_only,
     }
     with console.progress() as progress:
         summary = train_model(dataset, out_path, method.value, options, max_train=max_train, threads=threads,
-                              progress=progress)
+                              after=after, progress=progress)
     _report({"output": output, **summary}, as_json, "trained")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from typing import Any
@@ -12,7 +13,7 @@ from vecspread.errors import ConfigError, InputError
 from vecspread.progress import LogProgress, Progress
 from vecspread.registry import instantiate
 from vecspread.runtime import configure_torch
-from vecspread.transforms import METHOD_NAMES, get_transform_class
+from vecspread.transforms import METHOD_NAMES, STORED_TYPES, get_transform_class
 from vecspread.transforms.base import Transform
 
 
@@ -31,34 +32,55 @@ def make_transform(method: str, options: dict[str, Any]) -> Transform:
 def train_model(
     dataset: str, output: str, method: str, options: dict[str, Any], *,
     max_train: int | None = None, sample_seed: int = 0, threads: int | None = None,
-    progress: Progress | None = None,
+    after: str | None = None, progress: Progress | None = None,
 ) -> dict:
     """Fit ``method`` on the dataset's learn set (or a sample of its database) and write a model artifact.
 
-    ``threads`` is passed on to methods that manage threads themselves (the neural ones).
+    ``threads`` is passed on to methods that manage threads themselves (the neural ones). ``after``:
+    a model file whose transform is applied to the training vectors first; the model written is then
+    the chain of both (:class:`~vecspread.transforms.chain.ChainTransform`).
     """
     progress = progress or LogProgress()
     transform = make_transform(method, options)
     if threads is not None and hasattr(transform, "threads"):
         transform.threads = threads
-    with Dataset(dataset) as ds:
+    with contextlib.ExitStack() as stack:
+        ds = stack.enter_context(Dataset(dataset))
+        inputs = [provenance(ds.art, "dataset")]
+        prior = None
+        if after is not None:
+            prior_art, prior = open_model(after)
+            stack.enter_context(prior_art)
+            if prior.d_in != ds.d:
+                raise InputError(f"--after {after} expects {prior.d_in}-dimensional vectors but {dataset} has {ds.d}")
+            inputs.append(provenance(prior_art, "after"))
         xt, note = ds.training_set(max_train, seed=sample_seed)
+        if prior is not None:
+            xt = prior.apply(xt)
+            note += f", mapped by {after} to {xt.shape[1]} dimensions"
         t0 = time.perf_counter()
         transform.fit(xt, progress=progress)
         seconds = time.perf_counter() - t0
         # logged after fit so that a refused configuration is one line on stderr, not two
         progress.log(f"fitted {method} in {seconds:.1f}s; training data: {note}")
-        config = transform.get_config()
-        with write_artifact(
-            output, "model", params={"method": method, **config, "training_set": note},
-            inputs=[provenance(ds.art, "dataset")], attrs={"train_seconds": seconds},
-        ) as f:
-            write_component(f.create_group("transform"), method, config, transform.get_weights())
-            codec = transform.fitted_codec()
+        stored: Transform = transform
+        params: dict[str, Any] = {"method": method, **transform.get_config(), "training_set": note}
+        if prior is not None:
+            from vecspread.transforms.chain import ChainTransform
+
+            stored = ChainTransform([prior, transform])
+            params["chain"] = stored.method_names
+            params["d_in"] = stored.d_in
+        with write_artifact(output, "model", params=params, inputs=inputs, attrs={"train_seconds": seconds}) as f:
+            write_component(f.create_group("transform"), stored.name, stored.get_config(), stored.get_weights())
+            codec = stored.fitted_codec()
             if codec is not None:
                 write_component(f.create_group("codec"), codec.name, codec.get_config(), codec.get_arrays())
-    return {"method": method, "d_in": transform.d_in, "d_out": transform.d_out,
-            "train_seconds": round(seconds, 3), "training_set": note}
+    summary = {"method": method, "d_in": stored.d_in, "d_out": stored.d_out,
+               "train_seconds": round(seconds, 3), "training_set": note}
+    if prior is not None:
+        summary["chain"] = params["chain"]
+    return summary
 
 
 def load_transform(art: Artifact) -> Transform:
@@ -66,7 +88,7 @@ def load_transform(art: Artifact) -> Transform:
     if "transform" not in art.file:
         raise InputError(f"{art.path}: has no /transform group (not written by `vecspread train`?)")
     type_name, config, weights = read_component(art.file["transform"], art.path)
-    if type_name not in METHOD_NAMES:
+    if type_name not in STORED_TYPES:
         raise InputError(f"{art.path}: transform type {type_name!r} is unknown to this vecspread version")
     try:
         cls = get_transform_class(type_name)

@@ -32,7 +32,11 @@ _METHODS: dict[str, str] = {
 
 METHOD_NAMES: tuple[str, ...] = tuple(_METHODS)
 
+#: transform types a model file may hold besides the methods: built from fitted stages, not trained
+_COMPOSITES: dict[str, str] = {"chain": "vecspread.transforms.chain:ChainTransform"}
+STORED_TYPES: tuple[str, ...] = METHOD_NAMES + tuple(_COMPOSITES)
+
 
 def get_transform_class(name: str) -> type["Transform"]:
-    """The Transform class registered as ``name`` (KeyError when unknown)."""
-    return load(_METHODS[name])
+    """The Transform class registered as ``name``, a method or a composite (KeyError when unknown)."""
+    return load(_METHODS[name] if name in _METHODS else _COMPOSITES[name])

@@ -18,12 +18,15 @@ Decisions the paper leaves open, taken here (each one also noted where it is imp
   vectors are already unit). The factor is the weight ``input_scale``, so ``apply`` does the same.
 - **Positives**: the ``kpos`` exact input-space neighbours of each training vector (faiss, once), the
   vector itself excluded *by id* (an exact duplicate of it stays a valid positive); one of them is drawn
-  uniformly at random for every vector at the start of each epoch.
+  uniformly at random for every vector at the start of each epoch. ``self_positive`` counts the point
+  itself instead: it and its kpos - 1 nearest others, which is what a k-NN of the training set in
+  itself gives (the authors' code does that); see RESULTS.md for what each choice measured.
 - **Negatives**: at the start of each epoch, f(x) of every training vector (eval mode); the negative of
   x_i is the ``kneg``-th nearest neighbour of f(x_i) among those outputs, rank counted with x_i itself
   excluded (so kneg = 1 is the nearest *other* output).
 - **One forward pass per step** on the concatenated anchors, positives and negatives: batch-norm
-  statistics are taken over those 3 x batch_size rows. The last, incomplete batch of an epoch is kept
+  statistics are taken over those 3 x batch_size rows (``bn_stats`` = "joint"). "per-role" runs three
+  passes, so each role gets its own statistics (as the authors' code does). The last, incomplete batch of an epoch is kept
   when it has at least 2 rows (batch-norm and KoLeo need 2) and dropped otherwise.
 - **KoLeo guard**: the diagonal is set to +inf before the min, and 1e-8 is added inside the log, so
   exact duplicates give a large but finite loss (the gradient of ||.|| at 0 is taken as 0).
@@ -100,7 +103,7 @@ CHECKPOINT_FORMAT = 1
 #: hyper-parameters that change the training trajectory or the kept model: a checkpoint written with
 #: other values of these cannot be resumed (threads, device, val_every, checkpoint, resume can change)
 _TRAINING_KEYS = (
-    "dout", "dint", "hidden_layers", "bn_order", "lam", "kpos", "kneg", "epochs", "batch_size", "lr",
+    "dout", "dint", "hidden_layers", "bn_order", "lam", "kpos", "kneg", "self_positive", "bn_stats", "epochs", "batch_size", "lr",
     "momentum", "lr_schedule", "seed", "quantizer_train", "bits", "r2", "val_size", "val_codec",
 )
 
@@ -120,6 +123,8 @@ class CatalyzerTransform(Transform):
       Linear-BN-ReLU blocks before the output layer (2), ``bn_order`` "bn-relu" or "relu-bn";
     - ``lam`` KoLeo weight (None: Appendix A value for the nearest tabulated dout);
     - ``kpos`` positives per vector (10), ``kneg`` rank of the mined negative (50);
+      ``self_positive`` whether the point itself is one of its kpos positives (False);
+      ``bn_stats`` "joint" or "per-role" batch-norm statistics in training steps;
     - ``epochs`` (8 here, the paper trains 160+), ``batch_size`` (64), ``momentum`` (0.9),
       ``lr_schedule`` piecewise-constant learning rates spread evenly over the epochs
       (0.1, 0.1, 0.05, 0.01), ``lr`` (0.1) the initial rate: a value other than ``lr_schedule[0]``
@@ -147,6 +152,8 @@ class CatalyzerTransform(Transform):
         lam: float | None = None,
         kpos: int = 10,
         kneg: int = 50,
+        self_positive: bool = False,
+        bn_stats: str = "joint",
         epochs: int = 8,
         batch_size: int = 64,
         lr: float = 0.1,
@@ -172,6 +179,8 @@ class CatalyzerTransform(Transform):
         self.lam = lam
         self.kpos = kpos
         self.kneg = kneg
+        self.self_positive = self_positive
+        self.bn_stats = bn_stats
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -203,6 +212,8 @@ class CatalyzerTransform(Transform):
             "lam": None if self.lam is None else float(self.lam),
             "kpos": int(self.kpos),
             "kneg": int(self.kneg),
+            "self_positive": bool(self.self_positive),
+            "bn_stats": self.bn_stats,
             "epochs": int(self.epochs),
             "batch_size": int(self.batch_size),
             "lr": float(self.lr),
@@ -363,7 +374,7 @@ class CatalyzerTransform(Transform):
         # --- fixed data for the whole run
         t0 = time.perf_counter()
         xs_train = np.ascontiguousarray(x_train * np.float32(scale), dtype=np.float32)
-        pos_knn = torch.from_numpy(exclude_self(_knn(xs_train, xs_train, self.kpos + 1), self.kpos))
+        pos_knn = torch.from_numpy(positive_lists(xs_train, self.kpos, self.self_positive))
         validator = None
         if nq > 0:
             validator = _Validator(xt[val_db], xt[val_q], scale, self if lattice is not None else None, device)
@@ -400,8 +411,12 @@ class CatalyzerTransform(Transform):
             for b in range(nb):
                 idx = order[b * self.batch_size : (b + 1) * self.batch_size]
                 bs = idx.shape[0]
-                y = net(torch.cat([x_dev[idx], x_dev[pos[idx]], x_dev[neg[idx]]]))
-                ya, ypn = y[:bs], y[bs:]
+                if self.bn_stats == "per-role":
+                    ya = net(x_dev[idx])
+                    ypn = torch.cat([net(x_dev[pos[idx]]), net(x_dev[neg[idx]])])
+                else:
+                    y = net(torch.cat([x_dev[idx], x_dev[pos[idx]], x_dev[neg[idx]]]))
+                    ya, ypn = y[:bs], y[bs:]
                 if quantize is not None:
                     ypn = straight_through(ypn, quantize)
                 l_rank, violated = triplet_loss(ya, ypn[:bs], ypn[bs:], return_violations=True)
@@ -495,6 +510,10 @@ class CatalyzerTransform(Transform):
             raise bad("batch_size must be at least 2 (batch norm and KoLeo need 2 rows)")
         if self.bn_order not in ("bn-relu", "relu-bn"):
             raise bad(f"bn_order must be 'bn-relu' or 'relu-bn', got {self.bn_order!r}")
+        if self.bn_stats not in ("joint", "per-role"):
+            raise bad(f"bn_stats must be 'joint' or 'per-role', got {self.bn_stats!r}")
+        if self.self_positive and self.kpos < 2:
+            raise bad("self_positive needs kpos >= 2 (the point itself plus at least one neighbour)")
         if self.quantizer_train not in (None, "none", "lattice"):
             raise bad(f"quantizer_train must be None or 'lattice', got {self.quantizer_train!r}")
         if self.val_codec not in ("lattice", "sign"):
@@ -630,6 +649,19 @@ def exclude_self(I: np.ndarray, k: int) -> np.ndarray:
     missing = ~is_self.any(axis=1)
     is_self[missing, -1] = True
     return np.ascontiguousarray(I[~is_self].reshape(n, I.shape[1] - 1)[:, :k])
+
+
+def positive_lists(x: np.ndarray, kpos: int, self_positive: bool) -> np.ndarray:
+    """(n, kpos) int64 positive candidates of the (n, d) float32 training vectors ``x``.
+
+    Without ``self_positive``: the kpos nearest *other* vectors (the point excluded by id). With it:
+    the point itself, then its kpos - 1 nearest others -- what a k-NN of the training set in itself
+    gives when there are no exact duplicates.
+    """
+    if not self_positive:
+        return exclude_self(_knn(x, x, kpos + 1), kpos)
+    others = exclude_self(_knn(x, x, kpos), kpos - 1)
+    return np.ascontiguousarray(np.hstack([np.arange(x.shape[0], dtype=others.dtype)[:, None], others]))
 
 
 def n_batches(n: int, batch_size: int) -> int:

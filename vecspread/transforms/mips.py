@@ -17,7 +17,9 @@ Q(q) and P(x)) ranks the database (almost) as the inner product q.x does:
 
 The sign methods end with a Gaussian random projection to ``bits`` dimensions (signed random
 projections, Charikar 2002), so ``encode`` with the sign codec yields their hash bits and the
-Hamming distance between codes estimates the angle between P(x) and Q(q).
+Hamming distance between codes estimates the angle between P(x) and Q(q). With ``lift_only`` they
+output P(x) and Q(q) themselves (d + m dimensions, no codec): the input of a method trained after
+the lift (``vecspread train --after``, e.g. a catalyzer on the lifted data).
 
 Hyper-parameters ``norm_terms`` and ``max_norm`` are the papers' m and U. The scale factor is
 learned at fit: ``scale_ = U / max ||xt||`` over the training vectors (U = 1 for Simple-LSH).
@@ -53,8 +55,11 @@ class MipsLift(Transform):
     #: max ||scale_ * xt|| after fitting
     bound: float = 1.0
     scale_: float
-    #: (bits, d_lift) float32 Gaussian projection, or None when the codec projects itself
+    #: (bits, d_lift) float32 Gaussian projection, or None (L2-ALSH's codec projects itself; lift_only)
     projection_: np.ndarray | None
+    lift_only: bool = False
+    bits: int | None
+    seed: int
 
     # -- the lifts, before any projection ---------------------------------------------------------
 
@@ -90,6 +95,17 @@ class MipsLift(Transform):
             raise ConfigError(f"{self.name}: every training vector is zero; the norm scale cannot be learned")
         self.d_in_ = int(xt.shape[1])
         self.scale_ = self.bound / max_norm
+
+    def _finish_fit(self) -> None:
+        """Sign methods: draw the projection, or with ``lift_only`` output the lifts themselves."""
+        if self.lift_only:
+            if self.bits is not None:
+                raise ConfigError(f"{self.name}: --bits sets the random projection, which --lift-only leaves out; "
+                                  "drop one of them")
+            self.projection_ = None
+            self.d_out_ = self.d_lift
+        else:
+            self._draw_projection(64 if self.bits is None else self.bits, self.seed)
 
     def _draw_projection(self, bits: int, seed: int) -> None:
         _check_bits(bits)
@@ -166,19 +182,22 @@ class SignALSHTransform(_NormPowerLift):
     name = "sign-alsh"
     summary = "MIPS: Sign-ALSH lift + Gaussian projection (use with sign codes)"
 
-    def __init__(self, norm_terms: int = 2, max_norm: float = 0.75, bits: int = 64, seed: int = 0) -> None:
+    def __init__(self, norm_terms: int = 2, max_norm: float = 0.75, bits: int | None = None, seed: int = 0,
+                 lift_only: bool = False) -> None:
         self.norm_terms = norm_terms
         self.max_norm = max_norm
         self.bits = bits
         self.seed = seed
+        self.lift_only = lift_only
 
     def get_params(self) -> dict[str, Any]:
-        return {"norm_terms": self.norm_terms, "max_norm": self.max_norm, "bits": self.bits, "seed": self.seed}
+        return {"norm_terms": self.norm_terms, "max_norm": self.max_norm, "bits": self.bits, "seed": self.seed,
+                "lift_only": bool(self.lift_only)}
 
     def fit(self, xt: np.ndarray, *, progress: Any = None) -> "SignALSHTransform":
         _check_m_u(self.norm_terms, self.max_norm)
         self._fit_scale(xt)
-        self._draw_projection(self.bits, self.seed)
+        self._finish_fit()
         return self
 
     def _extra(self, norms: np.ndarray) -> np.ndarray:
@@ -187,8 +206,8 @@ class SignALSHTransform(_NormPowerLift):
     def _query_extra(self, n: int) -> np.ndarray:
         return np.zeros((n, self.norm_terms))
 
-    def fitted_codec(self) -> "Codec":
-        return _sign_codec(self.bits)
+    def fitted_codec(self) -> "Codec | None":
+        return None if self.lift_only else _sign_codec(self.d_out_)
 
 
 class SimpleLSHTransform(MipsLift):
@@ -199,12 +218,13 @@ class SimpleLSHTransform(MipsLift):
     summary = "MIPS: Simple-LSH lift (unit-norm P(x)) + Gaussian projection (use with sign codes)"
     bound = 1.0
 
-    def __init__(self, bits: int = 64, seed: int = 0) -> None:
+    def __init__(self, bits: int | None = None, seed: int = 0, lift_only: bool = False) -> None:
         self.bits = bits
         self.seed = seed
+        self.lift_only = lift_only
 
     def get_params(self) -> dict[str, Any]:
-        return {"bits": self.bits, "seed": self.seed}
+        return {"bits": self.bits, "seed": self.seed, "lift_only": bool(self.lift_only)}
 
     @property
     def n_extra(self) -> int:
@@ -212,7 +232,7 @@ class SimpleLSHTransform(MipsLift):
 
     def fit(self, xt: np.ndarray, *, progress: Any = None) -> "SimpleLSHTransform":
         self._fit_scale(xt)
-        self._draw_projection(self.bits, self.seed)
+        self._finish_fit()
         return self
 
     def _extra(self, norms: np.ndarray) -> np.ndarray:
@@ -221,8 +241,8 @@ class SimpleLSHTransform(MipsLift):
     def _query_extra(self, n: int) -> np.ndarray:
         return np.zeros((n, 1))
 
-    def fitted_codec(self) -> "Codec":
-        return _sign_codec(self.bits)
+    def fitted_codec(self) -> "Codec | None":
+        return None if self.lift_only else _sign_codec(self.d_out_)
 
 
 class L2ALSHTransform(_NormPowerLift):
