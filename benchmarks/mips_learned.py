@@ -23,7 +23,7 @@ from pathlib import Path
 NEURAL = ["--dint", "512", "--epochs", "40"]
 CAT_SIGN = ["--method", "catalyzer", "--dout", "64", "--lam", "0.02", "--val-codec", "sign", *NEURAL]
 CAT_LATTICE = ["--method", "catalyzer", "--dout", "24", *NEURAL]
-NPHASH = ["--method", "nphash", "--bits", "64", "--epochs", "40"]
+NPHASH = ["--method", "nphash", "--bits", "64", "--epochs", "10"]
 #: name -> (lift method or None, train options, encode options)
 RUNS: dict[str, tuple[str | None, list[str], list[str]]] = {
     "sign-lsh": (None, ["--method", "rotation", "--dout", "64"], ["--codec", "sign"]),

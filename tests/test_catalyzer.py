@@ -18,6 +18,7 @@ from vecspread.transforms.catalyzer import (  # noqa: E402
     exclude_self,
     koleo_loss,
     n_batches,
+    positive_lists,
     read_checkpoint,
     straight_through,
     triplet_loss,
@@ -140,6 +141,31 @@ def test_exclude_self_handles_duplicates():
     np.testing.assert_array_equal(exclude_self(I, 2), [[5, 7], [2, 3], [0, 3]])
 
 
+def test_positive_lists_match_brute_force(clustered):
+    x = clustered[:300]
+    d = ((x[:, None, :].astype(np.float64) - x[None, :, :]) ** 2).sum(-1)
+    order = np.lexsort((np.broadcast_to(np.arange(300), d.shape), d), axis=1)  # by distance, then id
+    others = np.array([[j for j in row if j != i][:4] for i, row in enumerate(order)])
+    P = positive_lists(x, 4, self_positive=False)
+    for i in range(300):  # ties (the duplicates 0..5) may come in any order: compare the distances
+        np.testing.assert_allclose(np.sort(d[i, P[i]]), d[i, others[i]], rtol=1e-4, atol=1e-3)
+        assert i not in P[i]
+    S = positive_lists(x, 4, self_positive=True)
+    np.testing.assert_array_equal(S[:, 0], np.arange(300))
+    for i in range(300):
+        np.testing.assert_allclose(np.sort(d[i, S[i, 1:]]), d[i, others[i, :3]], rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("options", [dict(bn_stats="per-role"), dict(self_positive=True)])
+def test_reference_variants_train_and_differ_from_the_default(clustered, options):
+    base = CatalyzerTransform(**TINY).fit(clustered)
+    a = CatalyzerTransform(**TINY, **options).fit(clustered)
+    b = CatalyzerTransform(**TINY, **options).fit(clustered)
+    assert _weights_equal(a.get_weights(), b.get_weights())  # still reproducible
+    assert not _weights_equal(a.get_weights(), base.get_weights())
+    assert all(np.isfinite(r["triplet"]) for r in a.history_)
+
+
 def test_lr_schedule_and_default_lambda():
     t = CatalyzerTransform(epochs=160)
     lrs = [t.lr_at(e) for e in range(160)]
@@ -154,7 +180,8 @@ def test_lr_schedule_and_default_lambda():
 
 
 @pytest.mark.parametrize(
-    "kwargs", [dict(bn_order="bn"), dict(dout=0), dict(quantizer_train="pq"), dict(val_codec="pq"), dict(lam=-1.0)]
+    "kwargs", [dict(bn_order="bn"), dict(dout=0), dict(quantizer_train="pq"), dict(val_codec="pq"), dict(lam=-1.0),
+               dict(bn_stats="split"), dict(self_positive=True, kpos=1)]
 )
 def test_bad_parameters_are_config_errors(kwargs, clustered):
     with pytest.raises(ConfigError):
