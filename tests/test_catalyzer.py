@@ -236,6 +236,24 @@ def test_tiny_run_is_reproducible_and_reports(clustered):
     assert not _weights_equal(a.get_weights(), c.get_weights())
 
 
+def test_default_validation_searches_held_out_queries_in_the_training_set(clustered):
+    rec = _Recorder()
+    t = CatalyzerTransform(**{**TINY, "epochs": 1}).fit(clustered, progress=rec)
+    assert any(line.startswith("catalyzer: 1980 training vectors") and "20 queries in the training set" in line
+               for line in rec.lines)
+    # reference: the same split, exact neighbours and Hamming ranking recomputed with numpy
+    perm = np.random.default_rng(TINY["seed"]).permutation(len(clustered))
+    xq, xdb = clustered[np.sort(perm[:20])], clustered[np.sort(perm[20:])]
+    d = ((xq[:, None, :].astype(np.float64) - xdb[None, :, :]) ** 2).sum(-1)
+    gt = d.argmin(axis=1)
+    bq, bdb = t.apply(xq) > 0, t.apply(xdb) > 0
+    ham = (bq[:, None, :] != bdb[None, :, :]).sum(-1)
+    rank = np.lexsort((np.broadcast_to(np.arange(len(xdb)), ham.shape), ham), axis=1)
+    for k in (1, 10, 100):
+        expected = np.mean([gt[i] in rank[i, :k] for i in range(20)])
+        assert t.history_[0][f"sign_r{k}"] == pytest.approx(expected)
+
+
 def test_end_to_end_lattice_training_runs_and_logs(clustered, caplog):
     params = {**TINY, "epochs": 1, "quantizer_train": "lattice", "val_codec": "sign"}
     with caplog.at_level("INFO", logger="vecspread"):
