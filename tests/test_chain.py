@@ -119,6 +119,10 @@ def test_cli_catalyzer_after_a_lift_searches_through_both_stages(tmp_path, ip_da
     with h5py.File(cat, "r") as f:
         recorded = [rec["role"] for rec in json.loads(f.attrs["inputs"])]
     assert recorded == ["dataset", "after"]
+    with h5py.File(codes, "r") as f:
+        assert json.loads(f.attrs["params"])["chain"] == ["simple-lsh", "catalyzer"]
+    report = json.loads(cli_ok("inspect", codes, ip_dataset, "--json", "--threads", "1"))
+    assert report["method"] == "simple-lsh -> catalyzer"
 
 
 def test_cli_after_errors(tmp_path, ip_dataset, syn):

@@ -122,7 +122,7 @@ def inspect(
         # each space: its queries and its distance
         spaces = {"input": (xq, ds.distance), "transformed": (transform.apply_query(xq), TRANSFORMED_DISTANCE)}
         report: dict[str, Any] = {
-            "artifact": model_or_codes, "kind": kind, "method": art.params.get("method"),
+            "artifact": model_or_codes, "kind": kind, "method": " -> ".join(art.params["chain"]) if art.params.get("chain") else art.params.get("method"),
             "d_in": int(transform.d_in), "d_out": int(transform.d_out),
             "dataset": dataset, "distance": ds.distance, "transformed_distance": TRANSFORMED_DISTANCE,
             "nq": nq, "n_database": n_db, "n_sample": db.n, "k": k, "seed": seed,

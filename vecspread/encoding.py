@@ -51,7 +51,8 @@ def encode_dataset(
         t0 = time.perf_counter()
         with write_artifact(
             output, "codes",
-            params={"codec": codec_name, **codec.get_config(), "method": model_art.params.get("method")},
+            params={"codec": codec_name, **codec.get_config(), "method": model_art.params.get("method"),
+                    **({"chain": model_art.params["chain"]} if model_art.params.get("chain") else {})},
             inputs=[provenance(model_art, "model"), provenance(ds.art, "dataset")],
         ) as f:
             codes = f.create_dataset("codes", shape=(n, codec.code_size), dtype=np.uint8,
