@@ -17,8 +17,10 @@ from vecspread.transforms.catalyzer import (  # noqa: E402
     build_network,
     exclude_self,
     koleo_loss,
+    kept_epoch,
     n_batches,
     positive_lists,
+    recall_stderr,
     read_checkpoint,
     straight_through,
     triplet_loss,
@@ -164,6 +166,31 @@ def test_reference_variants_train_and_differ_from_the_default(clustered, options
     assert _weights_equal(a.get_weights(), b.get_weights())  # still reproducible
     assert not _weights_equal(a.get_weights(), base.get_weights())
     assert all(np.isfinite(r["triplet"]) for r in a.history_)
+
+
+def test_kept_epoch_is_the_latest_within_one_standard_error_of_the_best():
+    assert recall_stderr(0.8, 1000) == pytest.approx(0.012649, abs=1e-6)
+    assert recall_stderr(0.0, 1000) == 0.0 and recall_stderr(1.0, 10) == 0.0
+    assert kept_epoch([], 1000) is None
+    # epoch 8 at 0.794 is within 0.0126 of epoch 7's 0.806: the later one is kept
+    assert kept_epoch([(6, 0.79), (7, 0.806), (8, 0.794)], 1000) == 8
+    # 0.79 is not within it: the best is kept
+    assert kept_epoch([(6, 0.79), (7, 0.806), (8, 0.79)], 1000) == 7
+    # fewer queries, wider tolerance
+    assert kept_epoch([(6, 0.79), (7, 0.806), (8, 0.77)], 100) == 8
+    # an exact 1.0 has no tolerance; equal scores keep the later epoch
+    assert kept_epoch([(1, 1.0), (2, 0.999)], 1000) == 1
+    assert kept_epoch([(1, 0.5), (2, 0.5)], 1000) == 2
+
+
+def test_training_keeps_the_epoch_the_rule_picks(clustered):
+    rec = _Recorder()
+    # this seed and split give a later epoch within one standard error of an earlier best
+    t = CatalyzerTransform(**{**TINY, "seed": 4, "epochs": 4, "val_size": (0, 40)}).fit(clustered, progress=rec)
+    scores = [(r["epoch"], r["lattice_r10"]) for r in t.history_]
+    strict_best = max(scores, key=lambda es: (es[1], -es[0]))[0]
+    assert t.best_epoch_ == kept_epoch(scores, 40) != strict_best
+    assert rec.lines[-1].startswith(f"kept the model of epoch {t.best_epoch_} ") and "standard error" in rec.lines[-1]
 
 
 def test_lr_schedule_and_default_lambda():
