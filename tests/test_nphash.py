@@ -148,6 +148,10 @@ def test_sign_codes_are_the_signs_of_the_embedding_layer(clustered):
     assert t.apply(clustered[:0]).shape == (0, 16)
     with pytest.raises(InputError, match="dimension"):
         t.apply(clustered[:, :8])
+    # the model carries its codec: the sign bits, so encode needs no --codec
+    codec = t.fitted_codec()
+    assert isinstance(codec, SignCodec) and codec.bits == 16
+    assert np.array_equal(codec.encode(y), codes)
 
 
 def test_validation_recall_matches_brute_force(clustered):

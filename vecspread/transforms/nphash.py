@@ -82,7 +82,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 import numpy as np
 import torch
@@ -108,6 +108,9 @@ from vecspread.transforms.torch_common import (
     val_sizes,
     write_checkpoint,
 )
+
+if TYPE_CHECKING:
+    from vecspread.codecs.base import Codec
 
 #: input-space temperature (cosines are divided by it); set by measurement, see the module docstring
 TAU_IN = 0.03
@@ -228,6 +231,12 @@ class NPHashTransform(Transform):
         cfg["history"] = list(getattr(self, "history_", []))
         cfg["best_epoch"] = getattr(self, "best_epoch_", None)
         return cfg
+
+    def fitted_codec(self) -> "Codec":
+        """The sign codec: NPhash's codes are the signs of its embedding (encode needs no --codec)."""
+        from vecspread.codecs.binary import SignCodec
+
+        return SignCodec().fit(np.zeros((0, self.d_out_), np.float32))
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """``input_scale`` (1,) float32 and the network state dict ("net.0.weight", ..., batch-norm
