@@ -221,7 +221,7 @@ def train_cmd(
     quantizer_train: Optional[str] = typer.Option(None, "--quantizer-train", help="'lattice': end-to-end training through the lattice (straight-through) (default: off).", rich_help_panel=CAT),
     r2: Optional[int] = typer.Option(None, "--r2", help="Lattice squared radius (instead of --bits).", rich_help_panel=CAT),
     val_every: Optional[int] = typer.Option(None, "--val-every", help="Validate (and checkpoint) every N epochs (default: 1).", rich_help_panel=CAT),
-    val_size: Optional[str] = typer.Option(None, "--val-size", help="Validation split: DB or DB,QUERIES held-out vectors; catalyzer: 0,QUERIES searches held-out queries in (at most 10000 of) the training vectors; 0 disables (default: catalyzer 0,min(1000, n/100); nphash min(10000, n/10),min(1000, n/100)).", rich_help_panel=CAT),
+    val_size: Optional[str] = typer.Option(None, "--val-size", help="Validation split: DB or DB,QUERIES held-out vectors; catalyzer: 0,QUERIES searches held-out queries in the training set; 0 disables (default: catalyzer 0,min(1000, n/100); nphash min(10000, n/10),min(1000, n/100)).", rich_help_panel=CAT),
     val_codec: Optional[str] = typer.Option(None, "--val-codec", help="Codec whose validation 1-recall@10 picks the kept epoch, the latest within one standard error of the best: lattice or sign (default: lattice).", rich_help_panel=CAT),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or auto (default: cpu).", rich_help_panel=CAT),
     checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="Write an HDF5 checkpoint here at every validation.", rich_help_panel=CAT),

@@ -42,11 +42,9 @@ Decisions the paper leaves open, taken here (each one also noted where it is imp
   decays at 80 and 120; ``lr`` rescales the schedule (lr / lr_schedule[0], 1 by default). Plain SGD
   with momentum, no weight decay (the paper mentions none).
 - **Validation** with held-out queries, never trained on: ``val_size`` = None holds out
-  min(1000, n // 100) queries and searches them in min(10000, n_train) of the *training* vectors (a
-  seeded sample; the queries' exact nearest neighbours there are the ground truth), so that all the
-  rest trains (the earlier default held out a 10k database too). The sample bounds the cost: the
-  lattice encode of 16-d vectors at 64 bits (r2 200) takes ~200 us per vector in faiss, 20 s per
-  epoch over a 99k database. On debsift200k this and the kept-epoch rule below took the test 1-recall@10
+  min(1000, n // 100) queries and searches them in the *training* vectors (their exact nearest
+  neighbours there are the ground truth), so that all the rest trains (the earlier default held out
+  a 10k database too). On debsift200k this and the kept-epoch rule below took the test 1-recall@10
   of dout 24 + lattice from 0.754 (3 seeds) to 0.767 +- 0.011 (5 seeds; benchmarks/RESULTS.md). The pair
   (0, q) does the same with q queries; an int is a held-out database of that size (queries: a tenth
   of it), another pair is (database, queries) both held out; 0 disables validation.
@@ -96,7 +94,7 @@ import torch.nn.functional as F
 from vecspread.artifacts import clean_stale_partials, partial_path
 from vecspread.errors import ConfigError, InputError
 from vecspread.transforms.base import Transform
-from vecspread.transforms.torch_common import (VAL_DB, VAL_Q, VAL_Q_SHARE, Reporter, as_matrix, check_compatible, fingerprint,
+from vecspread.transforms.torch_common import (VAL_Q, VAL_Q_SHARE, Reporter, as_matrix, check_compatible, fingerprint,
                                                json_bytes, read_group, resolve_device, val_sizes)
 
 logger = logging.getLogger("vecspread")
@@ -143,7 +141,7 @@ class CatalyzerTransform(Transform):
     - ``quantizer_train`` None or "lattice" (end-to-end, straight-through); ``bits`` (64) or ``r2``
       choose the lattice used for end-to-end training and for validation;
     - ``val_every`` epochs between validations (1), ``val_size`` validation split (None: min(1000, n/100)
-      held-out queries searched in 10000 training vectors; 0: none), ``val_codec`` "lattice" or "sign":
+      held-out queries searched in the training set; 0: none), ``val_codec`` "lattice" or "sign":
       whose 1-recall@10 picks the kept epoch;
     - ``device`` "cpu", "cuda" or "auto"; ``threads`` torch and faiss threads during ``fit``
       (None: leave as set; restored afterwards); ``checkpoint`` HDF5 path written at every
@@ -389,14 +387,11 @@ class CatalyzerTransform(Transform):
         pos_knn = torch.from_numpy(positive_lists(xs_train, self.kpos, self.self_positive))
         validator = None
         if nq > 0:
-            if ndb == 0:  # the queries are searched in (a seeded sample of) the training vectors themselves
-                val_db = np.sort(perm[nq : nq + min(VAL_DB, ntr)])
-            xdb = xt[val_db]
+            xdb = xt[val_db] if ndb > 0 else x_train  # ndb 0: the queries are searched in the training set
             validator = _Validator(xdb, xt[val_q], scale, self if lattice is not None else None, device)
         report.log(
             f"catalyzer: {ntr} training vectors (d={d_in}), validation "
-            f"{f'{ndb} + {nq} queries' if ndb else f'{nq} queries in {min(VAL_DB, ntr)} training vectors'}, "
-            f"dout {self.dout}, "
+            f"{f'{ndb} + {nq} queries' if ndb else f'{nq} queries in the training set'}, dout {self.dout}, "
             f"dint {self.dint}, lam {lam:g}, {self.epochs} epochs on {device}; "
             f"positives ({self.kpos}-NN) in {time.perf_counter() - t0:.1f}s"
         )
