@@ -77,8 +77,10 @@ def make_cell(name: str, bits: int, quick: bool) -> Cell | str:
             return Cell(name, bits, "pca", {"dout": dout}, "lattice", lattice)
         return Cell(name, bits, "catalyzer", {"dout": dout, **neural, "bits": bits}, "lattice", lattice, learned=True)
     if name == "catalyzer-sign":
-        return Cell(name, bits, "catalyzer", {"dout": bits, **neural, "val_codec": "sign", "lam": 0.02}, "sign",
-                    learned=True)
+        # bits: its validation reports the lattice at the cell's own budget (none above 64 bits), which
+        # also keeps it cheap (a 16-d lattice at 64 bits, r2 200, is slow to encode in faiss)
+        return Cell(name, bits, "catalyzer", {"dout": bits, **neural, "val_codec": "sign", "lam": 0.02,
+                                              "bits": bits}, "sign", learned=True)
     if name == "catalyzer-opq":
         dout = CATALYZER_OPQ_DIM.get(bits)
         if dout is None:
