@@ -125,6 +125,14 @@ def brute_force_knn(xq: np.ndarray, xb: np.ndarray, k: int) -> tuple[np.ndarray,
     return np.take_along_axis(D, order, 1), order.astype(np.int64)
 
 
+def mips_data(n: int, d: int, seed: int) -> np.ndarray:
+    """(n, d) float32 Gaussian directions (MIPS test data: norms vary) with log-uniform norms in [0.1, 10]."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return (x * 10 ** rng.uniform(-1, 1, (n, 1))).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class Synthetic:
     """A small dataset as raw arrays and as files: vector files plus the imported HDF5 dataset."""

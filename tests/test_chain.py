@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 import pytest
 
-from tests.conftest import assert_one_line_error, cli_ok, run_cli
+from tests.conftest import assert_one_line_error, cli_ok, mips_data, run_cli
 from vecspread.artifacts import write_artifact
 from vecspread.errors import ConfigError
 from vecspread.modeling import open_model
@@ -21,14 +21,6 @@ from vecspread.transforms import METHOD_NAMES, STORED_TYPES, get_transform_class
 from vecspread.transforms.chain import ChainTransform
 from vecspread.transforms.linear import PCATransform
 from vecspread.transforms.mips import SignALSHTransform, SimpleLSHTransform
-
-
-def mips_data(n: int, d: int, seed: int) -> np.ndarray:
-    """(n, d) float32 Gaussian directions with log-uniform norms in [0.1, 10]."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, d))
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return (x * 10 ** rng.uniform(-1, 1, (n, 1))).astype(np.float32)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
+from tests.conftest import mips_data
 from vecspread.artifacts import read_component, write_artifact, write_component
 from vecspread.codecs.binary import SignCodec
 from vecspread.codecs.l2lsh import L2LSHCodec
@@ -19,14 +20,6 @@ from vecspread.errors import ConfigError
 from vecspread.transforms.mips import L2ALSHTransform, SignALSHTransform, SimpleLSHTransform
 
 LIFTS = {"sign-alsh": SignALSHTransform, "l2-alsh": L2ALSHTransform, "simple-lsh": SimpleLSHTransform}
-
-
-def mips_data(n: int, d: int, seed: int) -> np.ndarray:
-    """(n, d) float32 Gaussian directions with log-uniform norms in [0.1, 10]."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, d))
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    return (x * 10 ** rng.uniform(-1, 1, (n, 1))).astype(np.float32)
 
 
 @pytest.fixture(scope="module")

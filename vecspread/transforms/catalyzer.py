@@ -50,9 +50,9 @@ Decisions the paper leaves open, taken here (each one also noted where it is imp
   for 99k vectors, except where faiss's lattice encode is slow (dout 16 at 64 bits, r2 200: about
   20 s); ``val_size=(10000, 1000)``, a held-out 10k database, bounds it. A 10k sample of the
   training vectors as the database was also measured; it changed the kept epoch in 2 of 10 runs
-  (RESULTS.md). The pair
-  (0, q) does the same with q queries; an int is a held-out database of that size (queries: a tenth
-  of it), another pair is (database, queries) both held out; 0 disables validation.
+  (RESULTS.md). The pair (0, q) does the same with q queries; an int is a held-out database of
+  that size (queries: a tenth of it), another pair is (database, queries) both held out; 0 disables
+  validation.
   Every ``val_every`` epochs and after the last one, 1-recall@1/10/100 against the exact input-space
   nearest neighbour is measured for the sign codec (Hamming ranking of the sign bits) and the lattice
   codec at ``bits`` (or ``r2``). The model kept at the end is the best by 1-recall@10 of ``val_codec``
@@ -100,7 +100,7 @@ from vecspread.artifacts import clean_stale_partials, partial_path
 from vecspread.errors import ConfigError, InputError
 from vecspread.transforms.base import Transform
 from vecspread.transforms.torch_common import (VAL_Q, VAL_Q_SHARE, Reporter, as_matrix, check_compatible, fingerprint,
-                                               json_bytes, read_group, resolve_device, val_sizes)
+                                               json_bytes, read_group, resolve_device, thread_limit, val_sizes)
 
 logger = logging.getLogger("vecspread")
 
@@ -313,16 +313,8 @@ class CatalyzerTransform(Transform):
         """
         self._check_params()
         report = Reporter(progress)
-        prev_threads = (torch.get_num_threads(), faiss.omp_get_max_threads())
-        if self.threads is not None and self.threads > 0:
-            torch.set_num_threads(int(self.threads))
-            faiss.omp_set_num_threads(int(self.threads))
-        try:
+        with thread_limit(self.threads):
             self._fit(as_matrix(xt, "training set"), report)
-        finally:
-            if self.threads is not None and self.threads > 0:
-                torch.set_num_threads(prev_threads[0])
-                faiss.omp_set_num_threads(prev_threads[1])
         return self
 
     def _fit(self, xt: np.ndarray, report: Reporter) -> None:
@@ -467,9 +459,10 @@ class CatalyzerTransform(Transform):
             mark = ""
             if at_check and validator is not None:
                 rec.update(validator.run(net))
-                score = rec[f"{self.val_codec}_r10"]
-                best_score = max(best_score, score)
-                if score >= best_score - recall_stderr(best_score, validator.nq):
+                key = f"{self.val_codec}_r10"
+                best_score = max(best_score, rec[key])
+                scores = [(r["epoch"], r[key]) for r in [*history, rec] if key in r]
+                if kept_epoch(scores, validator.nq) == epoch + 1:
                     best_epoch, mark = epoch + 1, " *"
                     best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
             rec["t_val"] = time.perf_counter() - t0
@@ -696,8 +689,8 @@ def positive_lists(x: np.ndarray, kpos: int, self_positive: bool) -> np.ndarray:
 
 def kept_epoch(scores: Sequence[tuple[int, float]], nq: int) -> int | None:
     """The epoch validation keeps, from (epoch, 1-recall@10) pairs in order: the latest whose score is
-    within one standard error (:func:`recall_stderr` on ``nq`` queries) of the best score. What the
-    training loop computes incrementally."""
+    within one standard error (:func:`recall_stderr` on ``nq`` queries) of the best score. The
+    training loop asks it after every validation and keeps the current model when it is the answer."""
     if not scores:
         return None
     best = max(score for _, score in scores)
