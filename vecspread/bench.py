@@ -78,7 +78,7 @@ def make_cell(name: str, bits: int, quick: bool) -> Cell | str:
         return Cell(name, bits, "catalyzer", {"dout": dout, **neural, "bits": bits}, "lattice", lattice, learned=True)
     if name == "catalyzer-sign":
         # bits: its validation reports the lattice at the cell's own budget (none above 64 bits), which
-        # also keeps it cheap (a 16-d lattice at 64 bits, r2 200, is slow to encode in faiss)
+        # also keeps it cheap (a 16-d lattice at 64 bits, r2 512, is slow to encode in faiss)
         return Cell(name, bits, "catalyzer", {"dout": bits, **neural, "val_codec": "sign", "lam": 0.02,
                                               "bits": bits}, "sign", learned=True)
     if name == "catalyzer-opq":

@@ -47,7 +47,7 @@ Decisions the paper leaves open, taken here (each one also noted where it is imp
   a 10k database too). On debsift200k this and the kept-epoch rule below took the test 1-recall@10
   of dout 24 + lattice from 0.754 (3 seeds) to 0.767 +- 0.011 (5 seeds; benchmarks/RESULTS.md).
   Cost: one forward pass and one encode of the training set per validation, about 2 s per epoch
-  for 99k vectors, except where faiss's lattice encode is slow (dout 16 at 64 bits, r2 200: about
+  for 99k vectors, except where faiss's lattice encode is slow (dout 16 at 64 bits, r2 512: about
   20 s); ``val_size=(10000, 1000)``, a held-out 10k database, bounds it. A 10k sample of the
   training vectors as the database was also measured; it changed the kept epoch in 2 of 10 runs
   (RESULTS.md). The pair (0, q) does the same with q queries; an int is a held-out database of
