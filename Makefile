@@ -15,8 +15,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
 	touch $@
 
+# test files are spread over the cores (pytest-xdist); each file's tests stay together, so that its
+# module fixtures are built once
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 demo: setup
 	$(BIN)/vecspread demo

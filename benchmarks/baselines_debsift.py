@@ -25,7 +25,7 @@ import logging
 import os
 import sys
 import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -67,24 +67,25 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_method(method: str, xt: np.ndarray, xb: np.ndarray, xq: np.ndarray, gt: tuple, args: argparse.Namespace) -> dict:
-    transform = make_method(method, args)
+    from vecspread.scanners import search
+    from vecspread.stages.train import fit_method
+
     log.info(f"{method}: fitting on {len(xt)} vectors")
     t0 = time.perf_counter()
-    transform.fit(xt)
+    transform, codec = fit_method(method, xt, **method_options(method, args))
     train_s = time.perf_counter() - t0
-    codec = transform.fitted_codec()
 
     t0 = time.perf_counter()
     codes = np.concatenate([codec.encode(transform.apply(xb[s : s + BLOCK])) for s in range(0, len(xb), BLOCK)])
     encode_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    _, I = codec.search(transform.apply_query(xq), (codes[s : s + BLOCK] for s in range(0, len(codes), BLOCK)), 100)
+    _, I = search(codec, transform.apply_query(xq), (codes[s : s + BLOCK] for s in range(0, len(codes), BLOCK)), 100)
     search_s = time.perf_counter() - t0
 
     row: dict[str, Any] = {
-        "method": method, "bits": codec.bits, "code_size": codec.code_size, "n_learn": len(xt), "n_base": len(xb),
-        "n_queries": len(xq), "threads": args.threads, "params": transform.get_params(),
+        "method": method, "bits": codec.code_bits, "code_size": codec.code_size, "n_learn": len(xt), "n_base": len(xb),
+        "n_queries": len(xq), "threads": args.threads, "params": method_options(method, args),
         "recall": recalls(I, gt), "train_s": round(train_s, 2), "encode_s": round(encode_s, 2),
         "search_s": round(search_s, 3), "ms_per_query": round(1000 * search_s / len(xq), 4),
     }
@@ -93,19 +94,14 @@ def run_method(method: str, xt: np.ndarray, xb: np.ndarray, xq: np.ndarray, gt: 
     return row
 
 
-def make_method(method: str, args: argparse.Namespace):
-    from vecspread.transforms import baselines as b
-
-    makers: dict[str, Callable[[], Any]] = {
-        "lsh": lambda: b.LSHTransform(bits=args.bits),
-        "lsh-thresholds": lambda: b.LSHThresholdsTransform(bits=args.bits),
-        "itq": lambda: b.ITQTransform(bits=args.bits),
-        "pq": lambda: b.PQTransform(bits=args.bits),
-        "opq": lambda: b.OPQTransform(bits=args.bits, train_iters=args.train_iters),
-        "lsq": lambda: b.LSQTransform(bits=args.bits, train_iters=args.train_iters,
-                                      encode_ils_iters=args.encode_ils_iters),
-    }
-    return makers[method]()
+def method_options(method: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The ``train --method`` options of each baseline."""
+    options: dict[str, Any] = {"bits": args.bits}
+    if method in ("opq", "lsq"):
+        options["train_iters"] = args.train_iters
+    if method == "lsq":
+        options["encode_ils_iters"] = args.encode_ils_iters
+    return options
 
 
 def run_faiss(method: str, xt: np.ndarray, xb: np.ndarray, xq: np.ndarray, gt: tuple, codes: np.ndarray,

@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
     logging.getLogger("vecspread").setLevel(logging.INFO)  # our progress lines, not faiss's loader chatter
 
-    from vecspread.diagnostics import inspect, summarize
-    from vecspread.plots import write_figures
+    from vecspread.diagnostics.report import inspect, summarize
+    from vecspread.diagnostics.plots import write_figures
     from vecspread.runtime import set_threads
 
     set_threads(args.threads)

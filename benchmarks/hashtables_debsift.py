@@ -41,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import faiss
 
-    from vecspread.artifacts import Dataset
-    from vecspread.codecs.binary import SignCodec
-    from vecspread.transforms.linear import RotationTransform
+    from vecspread.io.datasets import Dataset
+    from vecspread.codecs.sign.codec import SignCodec
+    from vecspread.transforms.linear.transforms import RotationTransform
 
     faiss.omp_set_num_threads(args.threads)
     grid = [tuple(int(v) for v in s.split("x")) for s in args.grid.split(",") if s]
@@ -77,16 +77,17 @@ def run_code_set(name: str, xb: np.ndarray, xq: np.ndarray, gt_I: np.ndarray, gt
                  grid: list[tuple[int, ...]], args: argparse.Namespace) -> list[dict[str, Any]]:
     import faiss
 
-    from vecspread.codecs.binary import SignCodec
-    from vecspread.hashtables import HashTables, probes_within
+    from vecspread.codecs.sign.codec import SignCodec
     from vecspread.metrics import one_recall_at
+    from vecspread.scanners import search
+    from vecspread.scanners.tables.hashtables import HashTables, probes_within
 
     k = 10
     bits = 8 * xb.shape[1]
     sign = SignCodec().fit(np.zeros((0, bits), np.float32))
     yq = np.unpackbits(xq, axis=1, bitorder="little").astype(np.float32) * 2 - 1
     t0 = time.perf_counter()
-    D, I = sign.search(yq, [xb], k)
+    D, I = search(sign, yq, [xb], k)
     ms = 1000 * (time.perf_counter() - t0) / len(xq)
     rows = [{"codes": name, "K": None, "L": None, "radius": None, "probes": None, "layout": "scan",
              "candidates": float(len(xb)), "recall1@1": one_recall_at(I, gt_I, gt_D, 1),
@@ -123,18 +124,17 @@ def run_code_set(name: str, xb: np.ndarray, xq: np.ndarray, gt_I: np.ndarray, gt
 
 def load_codes(path: str, ds: Any, xq: np.ndarray) -> tuple[str, np.ndarray, np.ndarray]:
     """Database codes of a sign-codes artifact and the query codes its stored model makes."""
-    from vecspread.artifacts import check_lineage
-    from vecspread.codecs.binary import SignCodec
-    from vecspread.encoding import open_codes
+    from vecspread.io.artifacts import check_lineage
+    from vecspread.models import open_codes
 
     art, transform, codec = open_codes(path)
     with art:
         check_lineage(art, "dataset", ds.art, "codes were encoded from")
-        if not isinstance(codec, SignCodec):
+        if codec.family != "binary":
             raise SystemExit(f"{path}: hash tables need binary sign codes, found codec {codec.name!r}")
         xb = art.file["codes"][:]
         method = art.params.get("method") or os.path.basename(path)
-        return f"{method}{codec.bits}", xb, codec.encode(transform.apply_query(xq))
+        return f"{method}{codec.code_bits}", xb, codec.encode(transform.apply_query(xq))
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:

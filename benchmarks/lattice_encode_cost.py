@@ -28,7 +28,8 @@ def main() -> None:
     args = ap.parse_args()
     import faiss
 
-    from vecspread.codecs.lattice import LatticeCodec
+    from vecspread.codecs.lattice.codec import LatticeCodec
+    from vecspread.scanners import search
 
     faiss.omp_set_num_threads(args.threads)
     for d, bits in ((16, 64), (24, 64), (32, 64), (16, 16)):
@@ -39,7 +40,7 @@ def main() -> None:
         codes = codec.encode(y)
         t_encode = time.perf_counter() - t0
         t0 = time.perf_counter()
-        codec.search(y[:1000], [codes], 100)
+        search(codec, y[:1000], [codes], 100)
         t_search = time.perf_counter() - t0
         print(json.dumps({"d": d, "bits": bits, "r2": codec.get_config().get("r2"), "encode_s": round(t_encode, 2),
                           "us_per_vector": round(1e6 * t_encode / args.n, 1), "search_s": round(t_search, 2)}))

@@ -18,13 +18,13 @@ import platform
 import time
 
 import faiss
-import numpy as np
 
-from vecspread.artifacts import Dataset
-from vecspread.codecs.lattice import LatticeCodec
+from vecspread.io.datasets import Dataset
+from vecspread.codecs.lattice.codec import LatticeCodec
 from vecspread.metrics import one_recall_at
 from vecspread.runtime import set_threads
-from vecspread.transforms.linear import PCATransform
+from vecspread.scanners import search
+from vecspread.transforms.linear.transforms import PCATransform
 
 
 def best_time(fn, repeats: int):
@@ -56,7 +56,7 @@ def main() -> None:
     codes = codec.encode(pca.apply(xb))
     lattice_encode = time.perf_counter() - t0
     blocks = [codes[i : i + args.block_size] for i in range(0, len(codes), args.block_size)]
-    t_lat, (_, I_lat) = best_time(lambda: codec.search(pca.apply(xq), blocks, k), args.repeats)
+    t_lat, (_, I_lat) = best_time(lambda: search(codec, pca.apply(xq), blocks, k), args.repeats)
 
     pq = faiss.IndexPQ(xb.shape[1], 8, 8)
     pq.train(xt)
@@ -71,7 +71,7 @@ def main() -> None:
         "lattice_ms_per_query": 1000 * t_lat / nq, "pq_ms_per_query": 1000 * t_pq / nq,
         "ratio_lattice_over_pq": t_lat / t_pq,
         "lattice_encode_s": lattice_encode, "pq_encode_s": pq_encode,
-        "lattice_r2": codec.r2_, "lattice_bits": codec.bits,
+        "lattice_r2": codec.r2_, "lattice_bits": codec.code_bits,
         "lattice_1recall@10": one_recall_at(I_lat, gt_I, gt_D, 10), "pq_1recall@10": one_recall_at(I_pq, gt_I, gt_D, 10),
     }))
 

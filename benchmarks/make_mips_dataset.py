@@ -189,7 +189,7 @@ def _dense_row_blocks(rows, cols, vals, nrows, nctx, block):
 
 
 def write_dataset(args, xb, xt, xq, words, train_rows, learn_rows, test_ctx, S) -> None:
-    from vecspread.artifacts import write_artifact
+    from vecspread.io.artifacts import write_artifact
     from vecspread.knn import knn_blocks
 
     D, I = knn_blocks(xq, [(0, xb)], min(100, len(xb)), distance="dot")

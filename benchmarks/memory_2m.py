@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vecspread.artifacts import open_artifact, provenance, write_artifact
+from vecspread.io.artifacts import open_artifact, provenance, write_artifact
 
 N_COPIES = 10
 

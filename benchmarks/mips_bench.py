@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     import faiss
     import torch
 
-    from vecspread.artifacts import Dataset
+    from vecspread.io.datasets import Dataset
     from vecspread.knn import knn_blocks
 
     faiss.omp_set_num_threads(args.threads)
@@ -54,19 +54,22 @@ def main(argv: list[str] | None = None) -> int:
     kmax = min(max(RETRIEVED), len(xb))
     gt_D, gt_I = knn_blocks(xq, [(0, xb)], kmax, distance="dot")
 
+    from vecspread.codecs.sign.codec import SignCodec
+    from vecspread.scanners import search
+    from vecspread.stages.train import fit_method
+
     rows = []
-    for name, make in methods(args).items():
+    for name, (method, options) in methods(args).items():
         t0 = time.perf_counter()
-        transform, codec = make()
-        transform.fit(xt)
-        codec = codec or transform.fitted_codec()
+        transform, codec = fit_method(method, xt, **options)
+        codec = codec or SignCodec().fit(np.zeros((0, transform.d_out), np.float32))  # plain rotation: sign bits
         fit_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         codes = codec.encode(transform.apply(xb))
-        _, I = codec.search(transform.apply_query(xq), [codes], kmax)
+        _, I = search(codec, transform.apply_query(xq), [codes], kmax)
         search_s = time.perf_counter() - t0
         row = evaluate(name, I, gt_I, gt_D)
-        row.update(bits=codec.bits, fit_s=round(fit_s, 2), encode_search_s=round(search_s, 2))
+        row.update(bits=codec.code_bits, fit_s=round(fit_s, 2), encode_search_s=round(search_s, 2))
         if hasattr(transform, "scale_"):
             bound = transform.bound / transform.scale_
             row["database_beyond_bound"] = int((np.linalg.norm(xb, axis=1) > bound).sum())
@@ -83,25 +86,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def methods(args: argparse.Namespace) -> dict[str, Any]:
-    """name -> factory returning (unfitted transform, codec or None for the transform's own)."""
-    from vecspread.codecs.binary import SignCodec
-    from vecspread.transforms.linear import RotationTransform
-    from vecspread.transforms.mips import L2ALSHTransform, SignALSHTransform, SimpleLSHTransform
-
+def methods(args: argparse.Namespace) -> dict[str, tuple[str, dict[str, Any]]]:
+    """name -> (train --method, its options); a method without a codec of its own gets sign bits."""
     b, s = args.bits, args.seed
-
-    def sign() -> SignCodec:
-        return SignCodec().fit(np.zeros((0, b), np.float32))
-
     out = {
-        "sign LSH (rotation + sign)": lambda: (RotationTransform(dout=b, seed=s), sign()),
-        "Sign-ALSH m=2 U=0.75": lambda: (SignALSHTransform(norm_terms=2, max_norm=0.75, bits=b, seed=s), None),
-        "Simple-LSH": lambda: (SimpleLSHTransform(bits=b, seed=s), None),
+        "sign LSH (rotation + sign)": ("rotation", {"dout": b, "seed": s}),
+        "Sign-ALSH m=2 U=0.75": ("sign-alsh", {"norm_terms": 2, "max_norm": 0.75, "bits": b, "seed": s}),
+        "Simple-LSH": ("simple-lsh", {"bits": b, "seed": s}),
     }
     for hb in args.l2_hash_bits:
         out[f"L2-ALSH m=3 U=0.83 r=2.5, {b // hb} x {hb}-bit hashes"] = (
-            lambda hb=hb: (L2ALSHTransform(norm_terms=3, max_norm=0.83, r=2.5, bits=b, hash_bits=hb, seed=s), None))
+            "l2-alsh", {"norm_terms": 3, "max_norm": 0.83, "r": 2.5, "bits": b, "hash_bits": hb, "seed": s})
     return out
 
 
@@ -111,7 +106,7 @@ def lift_ranking(transform: Any, xb: np.ndarray, xq: np.ndarray, k: int) -> np.n
     Plain sign LSH estimates the angle between q and x: its reference is the cosine ranking.
     """
     if not hasattr(transform, "lift"):
-        from vecspread.knn import normalize_rows
+        from vecspread.distances import unit_rows as normalize_rows
 
         score = normalize_rows(xq).astype(np.float64) @ normalize_rows(xb).T.astype(np.float64)
         return np.argsort(-score, axis=1, kind="stable")[:, :k]

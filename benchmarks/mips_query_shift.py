@@ -38,7 +38,7 @@ def main() -> None:
     import faiss
     import h5py
 
-    from vecspread.modeling import open_model
+    from vecspread.models import open_model
 
     with h5py.File(args.data, "r") as f:
         xt, xb, xq = f["learn"][:], f["train"][:], f["test"][:]

@@ -44,8 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     import h5py
     import torch
 
-    from vecspread.transforms.nphash import NPHashTransform
-    from vecspread.transforms.linear import RotationTransform
+    from vecspread.neural.validation import split_sizes
+    from vecspread.runtime import RunSettings
+    from vecspread.transforms.linear.transforms import RotationTransform
+    from vecspread.transforms.nphash.transform import NPHashTransform
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -62,14 +64,15 @@ def main(argv: list[str] | None = None) -> int:
         bits=args.bits, dint=args.dint, hidden_layers=args.hidden_layers, beta=args.beta, k=args.k,
         proxies=args.proxies, tau_in=args.tau_in, tau_out=args.tau_out, kl=args.kl, optimizer=args.optimizer,
         lr=args.lr, momentum=args.momentum, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
-        val_every=args.val_every, max_minutes=args.minutes, device=args.device, threads=args.threads,
-        checkpoint=args.checkpoint, resume=args.resume,
+        val_every=args.val_every,
     )
     if args.val_size is not None:
         params["val_size"] = args.val_size if len(args.val_size) == 2 else args.val_size[0]
+    run = RunSettings(threads=args.threads, device=args.device, checkpoint=args.checkpoint, resume=args.resume,
+                      max_minutes=args.minutes)
 
     t0 = time.perf_counter()
-    model = NPHashTransform(**params).fit(xt)
+    model = NPHashTransform(**params).fit(xt, run=run)
     train_s = time.perf_counter() - t0
     methods = {"nphash": evaluate(model, xb, xq, gt_I, gt_D)}
     methods["nphash"]["train_s"] = round(train_s, 2)
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         methods["rotation"]["train_s"] = round(time.perf_counter() - t0, 2)
 
     hist = model.history_
-    n_val_db, n_val_q = model._val_sizes(xt.shape[0])
+    n_val_db, n_val_q = split_sizes(model.val_size, xt.shape[0], model.default_validation)
     nb = -(-(xt.shape[0] - n_val_db - n_val_q) // args.batch_size)
     out = {
         "dataset": os.path.basename(args.data),
@@ -109,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def evaluate(model: Any, xb: np.ndarray, xq: np.ndarray, gt_I: np.ndarray, gt_D: np.ndarray) -> dict[str, Any]:
     """Sign-encode ``model.apply(xb)``, Hamming-search ``model.apply_query(xq)``; recalls and timings."""
-    from vecspread.codecs.binary import SignCodec
+    from vecspread.codecs.sign.codec import SignCodec
     from vecspread.metrics import k_recall_at, one_recall_at
+    from vecspread.scanners import search
 
     t0 = time.perf_counter()
     yb = model.apply(xb)
@@ -121,14 +125,14 @@ def evaluate(model: Any, xb: np.ndarray, xq: np.ndarray, gt_I: np.ndarray, gt_D:
     codes = codec.encode(yb)
     encode_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    _, I = codec.search(yq, [codes], max(KS))
+    _, I = search(codec, yq, [codes], max(KS))
     search_s = time.perf_counter() - t0
     recall = {f"1-R@{k}": round(one_recall_at(I, gt_I, gt_D, k), 4) for k in KS}
     recall.update({f"{k}-R@{k}": round(k_recall_at(I, gt_I, gt_D, k), 4) for k in KS[1:]})
     random_ties = random_tie_recall(codec.encode(yq), codes, gt_I, gt_D)
     return {
         "recall": recall, "recall_random_ties": {f"1-R@{k}": round(v, 4) for k, v in random_ties.items()},
-        "bits": int(codec.bits), "code_size": int(codec.code_size), "transform_s": round(transform_s, 3),
+        "bits": int(codec.code_bits), "code_size": int(codec.code_size), "transform_s": round(transform_s, 3),
         "encode_s": round(encode_s, 3), "search_s": round(search_s, 3),
     }
 

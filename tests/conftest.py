@@ -1,23 +1,28 @@
-"""Shared fixtures: small synthetic datasets imported through the real CLI, the real SIFT data, and
-``run_cli`` (the real ``vecspread`` program in a subprocess).
+"""Shared fixtures: small synthetic datasets imported through the CLI, the real SIFT data, and the
+two ways of running the program: ``run_cli`` (in this process, as the console script does: the same
+argument parsing, error edge and exit codes) and ``run_process`` (a real ``python -m vecspread``, for
+what only a process shows: signals, pipes, standard input, start-up imports, the environment).
 
-Pipeline artifacts are built once per session (each CLI call costs ~0.5 s of start-up) and are
-read-only for the tests that use them; a test that needs to modify a file copies it first.
+Pipeline artifacts are built once per session and are read-only for the tests that use them; a test that
+needs to modify a file copies it first.
 """
 
 from __future__ import annotations
 
 import glob
+import io
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from vecspread.formats import write_vectors
+from vecspread.io.formats import write_vectors
+from vecspread.stages.train import fit_method  # noqa: F401  (the tests' way to fit a method in memory)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -27,14 +32,50 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # running the program
 
 
-def run_cli(*args: object, cwd: str | os.PathLike | None = None, timeout: float = 120) -> tuple[int, str, str]:
-    """Run ``python -m vecspread ARGS`` and return (returncode, stdout, stderr)."""
-    env = dict(os.environ)
-    env.pop("COLUMNS", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "vecspread", *map(str, args)],
-        capture_output=True, text=True, cwd=cwd or REPO_ROOT, env=env, timeout=timeout,
-    )
+def run_cli(*args: object, cwd: str | os.PathLike | None = None, stdin: str | bytes | None = None
+            ) -> tuple[int, str, str]:
+    """Run ``vecspread ARGS`` in this process, as the console script does; returns (exit code, stdout, stderr).
+
+    Everything written to file descriptors 1 and 2 is captured, by Python or by a C library (faiss,
+    HDF5), so a one-line-error check sees what a terminal would. ``stdin``: what standard input holds
+    (default: nothing). The program's thread settings stay set after it returns.
+    """
+    from vecspread.cli import main
+
+    data = stdin.encode() if isinstance(stdin, str) else (stdin or b"")
+    argv, cwd_before, streams = sys.argv, os.getcwd(), (sys.stdin, sys.stdout, sys.stderr)
+    code: object = 0
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        saved = os.dup(1), os.dup(2)
+        sys.stdout.flush(), sys.stderr.flush()
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        sys.argv = ["vecspread", *map(str, args)]
+        sys.stdin = io.TextIOWrapper(io.BytesIO(data))
+        sys.stdout = io.TextIOWrapper(os.fdopen(os.dup(1), "wb"), line_buffering=True)
+        sys.stderr = io.TextIOWrapper(os.fdopen(os.dup(2), "wb"), line_buffering=True)
+        try:
+            if cwd is not None:
+                os.chdir(cwd)
+            try:
+                main()
+            except SystemExit as e:
+                code = e.code
+        finally:
+            sys.stdout.close(), sys.stderr.close()
+            sys.argv, (sys.stdin, sys.stdout, sys.stderr) = argv, streams
+            os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+            os.close(saved[0]), os.close(saved[1])
+            os.chdir(cwd_before)
+        out.seek(0), err.seek(0)
+        texts = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    return (code if isinstance(code, int) else 0 if code is None else 1), *texts
+
+
+def run_process(*args: object, cwd: str | os.PathLike | None = None, timeout: float = 120) -> tuple[int, str, str]:
+    """Run ``python -m vecspread ARGS`` as a real process and return (returncode, stdout, stderr)."""
+    proc = subprocess.run(cli_command(*args), capture_output=True, text=True, cwd=cwd or REPO_ROOT,
+                          env=cli_env(), timeout=timeout, stdin=subprocess.DEVNULL)
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -209,3 +250,4 @@ def pipeline(syn, tmp_path_factory) -> Pipeline:
     cli_ok("search", p.sign_codes, syn.h5, "-k", 100, "-o", p.sign_results, "--block-size", 70)
     cli_ok("search", p.lattice_codes, syn.h5, "-k", 100, "-o", p.lattice_results, "--block-size", 70)
     return p
+

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vecspread.knn import knn_blocks, merge_topk, normalize_rows
+from vecspread.distances import unit_rows as normalize_rows
+from vecspread.knn import knn_blocks, merge_topk
 
 
 def reference_distances(xq: np.ndarray, xb: np.ndarray, distance: str) -> np.ndarray:

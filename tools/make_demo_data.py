@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import argparse
 
-import h5py
 import numpy as np
 
-from vecspread.artifacts import open_artifact, provenance, write_artifact
+from vecspread.io.artifacts import open_artifact, provenance, write_artifact
 from vecspread.knn import knn_blocks
 
 N_TRAIN, N_LEARN, N_TEST, K = 20_000, 20_000, 200, 100

@@ -1,21 +1,18 @@
-"""Exact k-nearest-neighbour search over blocks of the database, with faiss.
+"""Exact k-nearest-neighbour search over blocks of the database, with faiss, and the top-k merge.
 
 Memory depends on the query block and database block sizes, never on the database size.
-Distances follow the dataset's ``distance`` attribute, reported so that smaller is better:
-
-- ``euclidean``: true L2 distance ||q - x|| (not squared), as ann-benchmarks stores it;
-- ``angular``: 1 - cos(q, x), as ann-benchmarks stores it;
-- ``dot``: -q.x (the negated inner product, so that ascending order is best first).
+Distances follow the dataset's ``distance`` attribute, reported so that smaller is better
+(``vecspread.distances``).
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import faiss
 import numpy as np
 
-METRICS = ("euclidean", "angular", "dot")
+from vecspread.distances import METRICS, from_faiss, unit_rows
 
 
 def knn_blocks(
@@ -30,13 +27,13 @@ def knn_blocks(
         raise ValueError(f"unknown distance {distance!r}")
     xq = np.ascontiguousarray(xq, dtype=np.float32)
     if distance == "angular":
-        xq = normalize_rows(xq)
+        xq = unit_rows(xq)
     keep_max = distance != "euclidean"
     heap = faiss.ResultHeap(xq.shape[0], k, keep_max=keep_max)
     for start, xb in xb_blocks:
         xb = np.ascontiguousarray(xb, dtype=np.float32)
         if distance == "angular":
-            xb = normalize_rows(xb)
+            xb = unit_rows(xb)
         kb = min(k, xb.shape[0])
         if keep_max:
             D, I = faiss.knn(xq, xb, kb, metric=faiss.METRIC_INNER_PRODUCT)
@@ -46,7 +43,7 @@ def knn_blocks(
         heap.add_result(D, I)
     heap.finalize()
     D, I = heap.D, heap.I
-    return _to_distance(D, distance), I
+    return from_faiss(D, distance), I
 
 
 def merge_topk(D1: np.ndarray, I1: np.ndarray, D2: np.ndarray, I2: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -56,28 +53,3 @@ def merge_topk(D1: np.ndarray, I1: np.ndarray, D2: np.ndarray, I2: np.ndarray, k
     key_id = np.where(I < 0, np.iinfo(np.int64).max, I)
     order = np.lexsort((key_id, D), axis=1)[:, :k]
     return np.take_along_axis(D, order, 1), np.take_along_axis(I, order, 1)
-
-
-def query_blocks(xq: np.ndarray, block_size: int) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (start, (bs, d)) slices of the queries."""
-    for start in range(0, xq.shape[0], block_size):
-        yield start, xq[start : start + block_size]
-
-
-def normalize_rows(x: np.ndarray) -> np.ndarray:
-    """(n, d) float32 rows scaled to unit norm; all-zero rows stay zero."""
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.where(norms > 0, norms, 1)).astype(np.float32)
-
-
-def _to_distance(D: np.ndarray, distance: str) -> np.ndarray:
-    missing = ~np.isfinite(D) | (np.abs(D) > 1e37)
-    if distance == "euclidean":
-        out = np.sqrt(np.maximum(D, 0))
-    elif distance == "angular":
-        out = 1 - D
-    else:
-        out = -D
-    out = out.astype(np.float32)
-    out[missing] = np.inf
-    return out

@@ -40,3 +40,38 @@ class LogProgress:
 
     def finish(self) -> None:
         pass
+
+
+class _Partial:
+    """A caller's progress object that implements only some of the protocol (``log`` at least)."""
+
+    def __init__(self, progress: object) -> None:
+        self._p = progress
+
+    def log(self, message: str) -> None:
+        self._p.log(message)  # type: ignore[attr-defined]
+
+    def start(self, total: int, description: str) -> None:
+        fn = getattr(self._p, "start", None)
+        if callable(fn):
+            fn(total, description)
+
+    def advance(self, n: int = 1) -> None:
+        fn = getattr(self._p, "advance", None)
+        if callable(fn) and n > 0:
+            fn(n)
+
+    def finish(self) -> None:
+        fn = getattr(self._p, "finish", None)
+        if callable(fn):
+            fn()
+
+
+def as_progress(progress: object | None) -> Progress:
+    """A full :class:`Progress` from what a caller gave: None logs through ``logging``; an object with only
+    some of the methods gets the others as no-ops."""
+    if progress is None:
+        return LogProgress()
+    if all(callable(getattr(progress, m, None)) for m in ("log", "start", "advance", "finish")):
+        return progress  # type: ignore[return-value]
+    return _Partial(progress)

@@ -1,4 +1,7 @@
-"""Thread settings for numpy-free libraries we drive (faiss, torch).
+"""How a run goes, as opposed to what it computes: threads, device, checkpoints, a time budget.
+
+These are arguments of a run (:class:`RunSettings`, given to ``fit``), never hyper-parameters stored in
+a model. Threads are set here and only here: faiss, torch and numpy's BLAS.
 
 On a small shared machine oversubscribed threads make every step several times slower, so the
 default is the number of cores this process may actually run on, not the machine's core count.
@@ -6,8 +9,35 @@ default is the number of cores this process may actually run on, not the machine
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from dataclasses import dataclass
+from typing import Iterator
+
+from vecspread.params import Param, ParamSet
+
+#: the run settings a neural method's ``fit`` takes (declared once; the command line offers them)
+RUN_PARAMS = ParamSet(
+    Param("device", str, "cpu", "Where the network trains: cpu, cuda or auto", choices=("cpu", "cuda", "auto")),
+    Param("checkpoint", str, help="Write an HDF5 checkpoint here at every validation"),
+    Param("resume", str, help="Continue bit-for-bit from this checkpoint"),
+    Param("max_minutes", float, help="Training time budget: training stops at the step that reaches it; the "
+          "model the validation rule keeps so far is kept", gt=0),
+    panel="Neural training (catalyzer, nphash)",
+)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """``threads`` for torch and faiss (None: as set for the process); ``device`` "cpu", "cuda" or "auto";
+    ``checkpoint`` written at every validation; ``resume`` from that file; ``max_minutes`` budget."""
+
+    threads: int | None = None
+    device: str = "cpu"
+    checkpoint: str | None = None
+    resume: str | None = None
+    max_minutes: float | None = None
 
 
 def available_cores() -> int:
@@ -22,40 +52,63 @@ _chosen_threads: int | None = None
 
 
 def set_threads(threads: int | None) -> int:
-    """Set faiss (and torch, when already imported) to ``threads`` (default: available cores).
+    """Set faiss (and torch, when imported) to ``threads`` (default: available cores) for the process.
 
-    The choice is remembered so that torch, imported later by a neural transform, gets it too
-    (see :func:`configure_torch`).
+    Called by the command line before numpy is imported, so numpy's BLAS gets the same count. The
+    choice is remembered, so torch, imported later by a neural transform, gets it too.
     """
     global _chosen_threads
     n = available_cores() if threads is None or threads <= 0 else int(threads)
     _chosen_threads = n
-    limit_blas_threads(n)
+    _limit_blas_threads(n)
+    _set_faiss_torch(n)
+    return n
+
+
+@contextlib.contextmanager
+def threads_within(threads: int | None) -> Iterator[None]:
+    """Set torch and faiss to ``threads`` inside the block (None or <= 0: leave them), restore after."""
+    import faiss
+
+    if threads is None or threads <= 0:
+        yield
+        return
+    torch = sys.modules.get("torch")
+    saved = faiss.omp_get_max_threads(), torch.get_num_threads() if torch is not None else None
+    _set_faiss_torch(int(threads))
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(saved[0])
+        if saved[1] is not None:
+            torch.set_num_threads(saved[1])
+
+
+def configure_torch() -> None:
+    """Give torch, just imported, the thread count chosen for the process (the available cores by default)."""
+    import torch
+
+    n = _chosen_threads or available_cores()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+def _set_faiss_torch(n: int) -> None:
     import faiss
 
     faiss.omp_set_num_threads(n)
-    if "torch" in sys.modules:
-        configure_torch(n)
-    return n
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
 
 
 _BLAS_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def limit_blas_threads(n: int) -> None:
-    """Give numpy's BLAS ``n`` threads: effective only before numpy is first imported (the CLI calls
-    this before its heavy imports); a user's own setting of these variables wins."""
+def _limit_blas_threads(n: int) -> None:
+    """Give numpy's BLAS ``n`` threads: effective only before numpy is first imported; a user's own
+    setting of these variables wins."""
     if "numpy" in sys.modules:
         return
     for var in _BLAS_VARIABLES:
         os.environ.setdefault(var, str(n))
-
-
-def configure_torch(threads: int | None = None) -> None:
-    """Set torch's intra-op threads (call after importing torch): ``threads``, else the count chosen
-    by :func:`set_threads`, else the available cores."""
-    import torch
-
-    n = int(threads) if threads and threads > 0 else (_chosen_threads or available_cores())
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)

@@ -1,29 +1,19 @@
-"""The ``encode --codec`` registry: codec name -> Codec class, imported only when used.
+"""The ``encode --codec`` registry: codec name -> its spec (hyper-parameters, class), the class imported
+only when used.
 
-Adding a codec: a Codec subclass in its own module plus one line in ``_CODECS``.
+Adding a codec: its package (a light ``__init__`` with its ``SPEC``, a module with the Codec subclass),
+one line in ``REGISTRY``, and its test (``tests/codecs/``, and its options in the conformance suite).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from vecspread.registry import Registry
 
-from vecspread.registry import load
+REGISTRY = Registry.of_packages("codec", "--codec", [
+    "vecspread.codecs.sign",
+    "vecspread.codecs.lattice",
+    "vecspread.codecs.pq",  # pq, opq, lsq
+    "vecspread.codecs.l2lsh",
+])
 
-if TYPE_CHECKING:
-    from vecspread.codecs.base import Codec
-
-_CODECS: dict[str, str] = {
-    "sign": "vecspread.codecs.binary:SignCodec",
-    "lattice": "vecspread.codecs.lattice:LatticeCodec",
-    "pq": "vecspread.codecs.faiss_codecs:PQCodec",
-    "opq": "vecspread.codecs.faiss_codecs:OPQCodec",
-    "lsq": "vecspread.codecs.faiss_codecs:LSQCodec",
-    "l2lsh": "vecspread.codecs.l2lsh:L2LSHCodec",
-}
-
-CODEC_NAMES: tuple[str, ...] = tuple(_CODECS)
-
-
-def get_codec_class(name: str) -> type["Codec"]:
-    """The Codec class registered as ``name`` (KeyError when unknown)."""
-    return load(_CODECS[name])
+CODEC_NAMES: tuple[str, ...] = REGISTRY.names

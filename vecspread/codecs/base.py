@@ -1,29 +1,37 @@
-"""The codec interface: y (n, d) float32 -> codes (n, code_size) uint8, and scanning.
+"""The codec interface: y (n, d) float32 -> codes (n, code_size) uint8.
 
-Every ``vecspread encode --codec`` is a Codec subclass registered in ``vecspread.codecs.REGISTRY``.
+Every ``vecspread encode --codec`` is a Codec subclass registered in ``vecspread.codecs.REGISTRY``, its
+hyper-parameters declared in its spec (see ``vecspread.params``):
 
 - ``__init__`` stores parameters; ``fit(yt)`` learns what the codec needs (most are parameter-free
   and only check/record the dimension) and returns ``self``;
 - ``encode(y)`` maps (n, d) float32 to (n, code_size) uint8;
 - ``decode(codes)`` maps back to (n, d) float32 reconstructions (where that makes sense);
-- ``search(yq, code_blocks, k)`` scans an iterable of (bs, code_size) uint8 blocks and returns
-  ``D`` (nq, k) float32 and ``I`` (nq, k) int64, best first, ids counted across blocks;
-- ``get_config()`` / ``get_arrays()`` / ``from_state(config, arrays)`` as for transforms.
+- ``get_config()`` / ``get_arrays()`` / ``from_state(config, arrays)`` store and rebuild a fitted codec.
+
+Codes are searched by a scanner (``vecspread.scanners``): ``family`` says what kind of codes these are,
+``scanner`` names the exhaustive scanner that reads them.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar
 
 import numpy as np
 
+from vecspread.errors import ConfigError
+from vecspread.params import Configurable
 
-class Codec:
+
+class Codec(Configurable):
     """Base class of all codecs."""
 
-    name: ClassVar[str] = ""
-    summary: ClassVar[str] = ""
-    #: True when fit() learns from data (PQ, OPQ...): encode then passes transformed training vectors
+    kind: ClassVar[str] = "--codec"
+    #: "binary", "lattice", "pq", "additive", "e2lsh": what a scanner must understand to read the codes
+    family: ClassVar[str] = ""
+    #: the exhaustive scanner of these codes (a name in ``vecspread.scanners.REGISTRY``)
+    scanner: ClassVar[str] = ""
+    #: True when fit() learns from data (PQ, OPQ...): it is then given transformed training vectors
     needs_training: ClassVar[bool] = False
     #: at most this many training vectors are passed to fit() when needs_training
     max_train: ClassVar[int] = 100_000
@@ -40,8 +48,9 @@ class Codec:
         raise NotImplementedError
 
     @property
-    def bits(self) -> int:
-        """Information bits per code (may be less than 8 * code_size)."""
+    def code_bits(self) -> int:
+        """Information bits per code (may be less than 8 * code_size). (``bits``, where a codec takes
+        it, is the hyper-parameter: the requested budget.)"""
         return 8 * self.code_size
 
     def encode(self, y: np.ndarray) -> np.ndarray:
@@ -52,9 +61,11 @@ class Codec:
         """(n, code_size) uint8 -> (n, d) float32."""
         raise NotImplementedError
 
-    def search(self, yq: np.ndarray, code_blocks: Iterable[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Scan code blocks with (nq, d) float32 queries; returns D (nq, k) float32, I (nq, k) int64."""
-        raise NotImplementedError
+    def check_queries(self, y: np.ndarray) -> np.ndarray:
+        """(nq, d) queries as C-contiguous float32; ConfigError when d is not the codec's."""
+        if y.ndim != 2 or y.shape[1] != self.d_:
+            raise ConfigError(f"{self.name} codec built for dimension {self.d_}, got vectors of shape {tuple(y.shape)}")
+        return np.ascontiguousarray(y, dtype=np.float32)
 
     def get_config(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -65,3 +76,15 @@ class Codec:
     @classmethod
     def from_state(cls, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> "Codec":
         raise NotImplementedError
+
+
+def whole_bytes(bits: int, what: str) -> int:
+    """``bits`` when it is a positive multiple of 8, else ConfigError with the nearest valid values.
+
+    ``what`` names the option and its owner, e.g. "--method lsh: --bits".
+    """
+    if bits <= 0 or bits % 8:
+        lower, upper = 8 * (bits // 8), 8 * -(-bits // 8)
+        hint = f"use --bits {max(upper, 8)}" if lower <= 0 else f"use --bits {lower} or {upper}"
+        raise ConfigError(f"{what} {bits} is not a positive multiple of 8 (whole bytes); {hint}")
+    return bits

@@ -1,42 +1,47 @@
-"""The ``train --method`` registry: method name -> Transform class, imported only when used.
+"""The ``train --method`` registry: method name -> its spec (hyper-parameters, class, codec).
 
-Adding a method: write a Transform subclass in its own module and add one line to ``_METHODS``.
-Importing this package is cheap (no numpy, torch or faiss), so the CLI can list the names at start-up.
+Adding a method: its package (a light ``__init__`` with its ``SPEC``, a module with the Transform
+subclass) and one line in ``REGISTRY``. A neural method is a small module on ``vecspread.neural``. Importing this
+package is cheap (no numpy, torch or faiss), so the command line can list names and options at start-up.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from vecspread.codecs import REGISTRY as CODECS
+from vecspread.params import ParamSet
+from vecspread.registry import Registry, Spec
+from vecspread.runtime import RUN_PARAMS
+REGISTRY = Registry.of_packages("method", "--method", [
+    "vecspread.transforms.linear",  # identity, pca, rotation
+    "vecspread.transforms.catalyzer",
+    "vecspread.transforms.nphash",
+    "vecspread.transforms.baselines",  # lsh, lsh-thresholds, itq; pq, opq, lsq (the identity + that codec)
+    "vecspread.transforms.mips",  # sign-alsh, l2-alsh, simple-lsh
+])
 
-from vecspread.registry import load
+METHOD_NAMES: tuple[str, ...] = REGISTRY.names
 
-if TYPE_CHECKING:
-    from vecspread.transforms.base import Transform
-
-_METHODS: dict[str, str] = {
-    "identity": "vecspread.transforms.linear:IdentityTransform",
-    "pca": "vecspread.transforms.linear:PCATransform",
-    "rotation": "vecspread.transforms.linear:RotationTransform",
-    "catalyzer": "vecspread.transforms.catalyzer:CatalyzerTransform",
-    "nphash": "vecspread.transforms.nphash:NPHashTransform",
-    "lsh": "vecspread.transforms.baselines:LSHTransform",
-    "lsh-thresholds": "vecspread.transforms.baselines:LSHThresholdsTransform",
-    "itq": "vecspread.transforms.baselines:ITQTransform",
-    "pq": "vecspread.transforms.baselines:PQTransform",
-    "opq": "vecspread.transforms.baselines:OPQTransform",
-    "lsq": "vecspread.transforms.baselines:LSQTransform",
-    "sign-alsh": "vecspread.transforms.mips:SignALSHTransform",
-    "l2-alsh": "vecspread.transforms.mips:L2ALSHTransform",
-    "simple-lsh": "vecspread.transforms.mips:SimpleLSHTransform",
-}
-
-METHOD_NAMES: tuple[str, ...] = tuple(_METHODS)
-
-#: transform types a model file may hold besides the methods: built from fitted stages, not trained
-_COMPOSITES: dict[str, str] = {"chain": "vecspread.transforms.chain:ChainTransform"}
-STORED_TYPES: tuple[str, ...] = METHOD_NAMES + tuple(_COMPOSITES)
+#: transform types a model file may hold besides the methods' own: built from fitted stages, not trained
+CHAIN = Spec("chain", "vecspread.transforms.chain:ChainTransform", summary="fitted transforms applied in order")
 
 
-def get_transform_class(name: str) -> type["Transform"]:
-    """The Transform class registered as ``name``, a method or a composite (KeyError when unknown)."""
-    return load(_METHODS[name] if name in _METHODS else _COMPOSITES[name])
+def transform_class(type_name: str) -> type:
+    """The Transform class stored under ``type_name`` in a model file (a method's transform or a chain)."""
+    if type_name == CHAIN.name:
+        return CHAIN.load()
+    spec = REGISTRY[type_name]
+    if spec.transform is not None:  # a shorthand is stored as the transform it stands for
+        raise KeyError(type_name)
+    return spec.load()
+
+
+STORED_TYPES: tuple[str, ...] = tuple(s.name for s in REGISTRY if s.transform is None) + (CHAIN.name,)
+
+
+def method_params(spec: Spec) -> ParamSet:
+    """Every option ``train --method`` takes for ``spec``: the transform's, its codec's, its run settings."""
+    params = list(spec.params)
+    if spec.codec is not None:
+        params += [p for p in CODECS[spec.codec].params if p.name not in spec.params]
+    params += [p for p in RUN_PARAMS if p.name in spec.run_settings]
+    return ParamSet(*params)

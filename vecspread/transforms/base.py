@@ -1,15 +1,17 @@
 """The transform interface: x (n, d_in) float32 -> y (n, d_out) float32.
 
 Every method of ``vecspread train --method`` is a Transform subclass registered in
-``vecspread.transforms.REGISTRY``. Conventions (scikit-learn style):
+``vecspread.transforms.REGISTRY`` with its hyper-parameters declared in its spec (``vecspread.params``).
+Conventions (scikit-learn style):
 
-- ``__init__`` only stores hyper-parameters (all JSON-serialisable keyword arguments);
-- ``fit(xt)`` learns from (n, d_in) float32 training vectors and returns ``self``;
-  learned state lives in attributes ending with ``_``;
-- ``apply(x)`` maps (n, d_in) float32 database vectors to (n, d_out) float32;
-  ``apply_query(x)`` maps queries (the same unless the method is asymmetric, e.g. MIPS lifts);
-- ``get_config()`` returns the JSON-able hyper-parameters plus ``d_in``/``d_out``;
-  ``get_weights()`` returns ``{name: ndarray}`` (stored as HDF5 datasets, never pickled);
+- ``__init__`` only stores hyper-parameters (keyword arguments, checked against the declarations);
+- ``fit(xt)`` learns from (n, d_in) float32 training vectors and returns ``self``; learned state lives in
+  attributes ending with ``_``; how the run goes (threads, device, checkpoints, a time budget) is a
+  ``vecspread.runtime.RunSettings``, never a hyper-parameter;
+- ``apply(x)`` maps (n, d_in) float32 database vectors to (n, d_out) float32; ``apply_query(x)`` maps
+  queries (the same unless the method is asymmetric, e.g. MIPS lifts);
+- ``get_config()`` returns the JSON-able hyper-parameters plus ``d_in``/``d_out`` (and what fitting
+  resolved); ``get_weights()`` returns ``{name: ndarray}`` (stored as HDF5 datasets, never pickled);
   ``from_state(config, weights)`` rebuilds a fitted transform from those two.
 """
 
@@ -19,21 +21,24 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from vecspread.params import Configurable
+
 if TYPE_CHECKING:
-    from vecspread.codecs.base import Codec
+    from vecspread.runtime import RunSettings
+
+#: keys of a stored config that are not hyper-parameters
+FITTED_KEYS = ("d_in", "d_out")
 
 
-class Transform:
-    """Base class of all transforms; subclasses set ``name`` and implement fit/apply/state."""
+class Transform(Configurable):
+    """Base class of all transforms; subclasses set ``spec`` and implement fit/apply/state."""
 
-    name: ClassVar[str] = ""
-    #: one-line description shown in ``vecspread train --help``
-    summary: ClassVar[str] = ""
+    kind: ClassVar[str] = "--method"
 
     d_in_: int
     d_out_: int
 
-    def fit(self, xt: np.ndarray, *, progress: Any = None) -> "Transform":
+    def fit(self, xt: np.ndarray, *, progress: Any = None, run: "RunSettings | None" = None) -> "Transform":
         """Learn from (n, d_in) float32 training vectors; returns self."""
         raise NotImplementedError
 
@@ -41,17 +46,14 @@ class Transform:
         """Map (n, d_in) float32 database vectors to (n, d_out) float32."""
         raise NotImplementedError
 
-    def fitted_codec(self) -> "Codec | None":
-        """A codec this method trained together with the transform (e.g. PQ, ITQ's sign bits), else None.
-
-        When present, ``train`` stores it in the model's ``/codec`` group and ``encode`` uses it when
-        no ``--codec`` is given.
-        """
-        return None
-
     def apply_query(self, x: np.ndarray) -> np.ndarray:
         """Map (n, d_in) float32 queries to (n, d_out) float32 (same as ``apply`` unless asymmetric)."""
         return self.apply(x)
+
+    def codec_name(self) -> str | None:
+        """The codec this method trains with (stored in the model; ``encode`` then needs no ``--codec``)."""
+        spec = getattr(type(self), "spec", None)
+        return spec.codec if spec is not None else None
 
     @property
     def d_in(self) -> int:
@@ -60,10 +62,6 @@ class Transform:
     @property
     def d_out(self) -> int:
         return self.d_out_
-
-    def get_params(self) -> dict[str, Any]:
-        """Hyper-parameters given to ``__init__`` (JSON-serialisable)."""
-        raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:
         """Hyper-parameters plus fitted dimensions, stored as JSON in the model artifact."""
@@ -76,4 +74,16 @@ class Transform:
     @classmethod
     def from_state(cls, config: dict[str, Any], weights: dict[str, np.ndarray]) -> "Transform":
         """Rebuild a fitted transform from ``get_config()`` and ``get_weights()`` output."""
+        t = cls(**params_of(cls, config))
+        t.d_in_, t.d_out_ = int(config["d_in"]), int(config["d_out"])
+        t._restore(config, weights)
+        return t
+
+    def _restore(self, config: dict[str, Any], weights: dict[str, np.ndarray]) -> None:
+        """Set the learned state from stored weights (and config); ValueError/KeyError when inconsistent."""
         raise NotImplementedError
+
+
+def params_of(cls: type[Configurable], config: dict[str, Any]) -> dict[str, Any]:
+    """The hyper-parameters of ``cls`` found in a stored config (other keys are what fitting resolved)."""
+    return {k: config[k] for k in cls.params.names if k in config}

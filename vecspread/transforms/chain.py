@@ -12,23 +12,20 @@ per stage). A chain is never nested: chaining after a chain appends to its stage
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
+from vecspread.transforms import CHAIN
 from vecspread.transforms.base import Transform
-
-if TYPE_CHECKING:
-    from vecspread.codecs.base import Codec
 
 
 class ChainTransform(Transform):
     """Fitted transforms composed in order; built from fitted stages, never fitted itself."""
 
-    name: ClassVar[str] = "chain"
-    summary: ClassVar[str] = "fitted transforms applied in order (train --after)"
+    spec = CHAIN
 
-    def __init__(self, stages: Sequence[Transform]) -> None:
+    def __init__(self, stages: Sequence[Transform]) -> None:  # type: ignore[override]
         flat: list[Transform] = []
         for stage in stages:
             flat.extend(stage.stages if isinstance(stage, ChainTransform) else [stage])
@@ -58,11 +55,11 @@ class ChainTransform(Transform):
             x = stage.apply_query(x)
         return x
 
-    def fitted_codec(self) -> "Codec | None":
-        """The last stage's codec (the codes are made from its output), if it trained one."""
-        return self.stages[-1].fitted_codec()
+    def codec_name(self) -> str | None:
+        """The last stage's codec (the codes are made from its output), if it trains one."""
+        return self.stages[-1].codec_name()
 
-    def fit(self, xt: np.ndarray, *, progress: Any = None) -> "ChainTransform":
+    def fit(self, xt: np.ndarray, *, progress: Any = None, run: Any = None) -> "ChainTransform":
         raise TypeError("a chain is built from fitted stages (vecspread train --after), not fitted")
 
     def get_params(self) -> dict[str, Any]:
@@ -73,15 +70,15 @@ class ChainTransform(Transform):
 
     @classmethod
     def from_state(cls, config: dict[str, Any], weights: dict[str, np.ndarray]) -> "ChainTransform":
-        from vecspread.transforms import METHOD_NAMES, get_transform_class
+        from vecspread.transforms import STORED_TYPES, transform_class
 
         stages: list[Transform] = []
         for i, spec in enumerate(config["stages"]):
-            if spec["type"] not in METHOD_NAMES:
+            if spec["type"] not in STORED_TYPES or spec["type"] == CHAIN.name:
                 raise ValueError(f"chain stage {i}: unknown transform type {spec['type']!r}")
             prefix = f"{i}/"
             own = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
-            stages.append(get_transform_class(spec["type"]).from_state(spec["config"], own))
+            stages.append(transform_class(spec["type"]).from_state(spec["config"], own))
         chain = cls(stages)
         if (chain.d_in, chain.d_out) != (int(config["d_in"]), int(config["d_out"])):
             raise ValueError("chain dimensions do not match its stages")

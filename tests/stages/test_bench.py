@@ -1,0 +1,44 @@
+"""`vecspread bench`: the matrix runs through the real stages and its tables match its cells."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import cli_ok, run_cli
+from vecspread.stages.bench import make_cell
+
+
+def test_bench_matrix_tables_and_skips(syn, tmp_path):
+    out = tmp_path / "bench"
+    cli_ok("-q", "bench", syn.h5, "--bits", "16,64,128", "--methods", "lsh,pca-lattice,pq", "-o", out, "--no-plot")
+    report = json.loads((out / "bench.json").read_text())
+    cells = {(c["method"], c["bits"]): c for c in report["cells"]}
+    assert set(cells) == {(m, b) for m in ("lsh", "pca-lattice", "pq") for b in (16, 64, 128)}
+    # lattice codes are uint64 ranks: 128 bits is skipped with the reason, not run
+    assert "at most 64 bits" in cells[("pca-lattice", 128)]["skipped"]
+    # pq at 128 bits on 32 dims is M = 16 sub-quantizers of 2 dims: runs
+    for key in [("lsh", 16), ("lsh", 64), ("pca-lattice", 64), ("pq", 64), ("pq", 128)]:
+        c = cells[key]
+        assert c["code_bits"] == key[1]
+        assert 0 <= c["recall"]["1"] <= c["recall"]["10"] <= c["recall"]["100"] <= 1
+    # the recall in the table is the one of a separate, real eval of the same results
+    res = out / "artifacts" / "pq-64.res.h5"
+    ev = json.loads(cli_ok("eval", res, out / "artifacts" / "gt.h5", "--json"))
+    assert ev["recall"]["10"] == pytest.approx(cells[("pq", 64)]["recall"]["10"])
+    md = (out / "bench.md").read_text()
+    assert f"| pq | {cells[('pq', 64)]['recall']['1']:.3f} | {cells[('pq', 64)]['recall']['10']:.3f} |" in md
+    assert "1-recall@10 of binary codes versus bits" in md and "| lsh |" in md
+
+
+def test_bench_reuses_a_model_across_codecs():
+    # catalyzer-lattice and a second lattice cell at the same bits share one model
+    a, b = make_cell("catalyzer-lattice", 64, quick=True), make_cell("catalyzer-lattice", 64, quick=True)
+    assert a.model_key == b.model_key
+    assert make_cell("catalyzer-sign", 64, quick=True).model_key != a.model_key
+
+
+def test_bench_refuses_unknown_methods(syn, tmp_path):
+    rc, _, err = run_cli("bench", syn.h5, "--methods", "lsh,nope", "-o", tmp_path / "b")
+    assert rc == 2 and "nope" in err and err.count("\n") == 1

@@ -1,0 +1,22 @@
+"""Product-quantizer codecs backed by faiss: PQ, OPQ (rotation + PQ) and LSQ (additive quantizer).
+
+All three use 8-bit sub-quantizers (256 centroids each): ``--bits`` is a multiple of 8 and M = bits / 8.
+"""
+
+from vecspread.params import Param, ParamSet
+from vecspread.registry import Spec
+
+BITS = Param("bits", int, help="M = bits/8 sub-quantizers of 8 bits, e.g. 64 (pq, opq: M must divide the dimension)",
+             required=True)
+TRAIN_ITERS = Param("train_iters", int, help="Training iterations (opq: faiss OPQMatrix.niter, default 50; lsq: "
+                    "LocalSearchQuantizer.train_iters, default 25)", ge=1, default_text="faiss's")
+ENCODE_ILS_ITERS = Param("encode_ils_iters", int, help="Local-search rounds per encoding; encoding time grows "
+                         "linearly", ge=1, default_text="16, faiss's")
+
+PQ = Spec("pq", "vecspread.codecs.pq.codecs:PQCodec", ParamSet(BITS),
+          "product quantizer, M = bits/8 sub-quantizers of 8 bits (faiss IndexPQ(d, M, 8), \"PQ{M}\")")
+OPQ = Spec("opq", "vecspread.codecs.pq.codecs:OPQCodec", ParamSet(BITS, TRAIN_ITERS),
+           "OPQ rotation + PQ, M = bits/8 (faiss index_factory \"OPQ{M},PQ{M}\")")
+LSQ = Spec("lsq", "vecspread.codecs.pq.codecs:LSQCodec", ParamSet(BITS, TRAIN_ITERS, ENCODE_ILS_ITERS),
+           "local search quantizer, M = bits/8 additive codebooks (faiss IndexLocalSearchQuantizer(d, M, 8))")
+SPECS = (PQ, OPQ, LSQ)

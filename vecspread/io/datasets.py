@@ -1,0 +1,137 @@
+"""Datasets: the ann-benchmarks HDF5 layout plus an optional ``learn`` set, read in float32 blocks."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator
+
+import h5py
+import numpy as np
+
+from vecspread.errors import InputError
+from vecspread.io.artifacts import DEFAULT_BLOCK_SIZE, DISTANCES, Closing, open_artifact
+
+class Dataset(Closing):
+    """A dataset artifact (ann-benchmarks layout plus optional ``learn``), read in float32 blocks.
+
+    ``train`` is the database (n, d), ``test`` the queries (nq, d), ``learn`` optional training
+    vectors, ``neighbors``/``distances`` optional ground truth. Stored dtypes may be uint8 or float32.
+    """
+
+    def __init__(self, path: str | os.PathLike, role: str = "dataset"):
+        self.art = open_artifact(path, "dataset", role=role)
+        self.path = self.art.path
+        f = self.art.file
+        try:
+            for name in ("train", "test"):
+                if name not in f or not isinstance(f[name], h5py.Dataset):
+                    raise InputError(f"{role} {self.path}: has no '{name}' set (a dataset needs train and test)")
+            d = self._check_matrix("train")
+            for name in ("test", "learn"):
+                if name in f and self._check_matrix(name) != d:
+                    raise InputError(
+                        f"{role} {self.path}: '{name}' has dimension {f[name].shape[1]} but train has {d}"
+                    )
+            distance = f.attrs.get("distance", "euclidean")
+            self.distance = distance.decode() if isinstance(distance, bytes) else str(distance)
+            if self.distance not in DISTANCES:
+                raise InputError(
+                    f"{role} {self.path}: distance '{self.distance}' is not supported (use one of {', '.join(DISTANCES)})"
+                )
+        except BaseException:
+            self.art.close()
+            raise
+        self.d = d
+
+    def _check_matrix(self, name: str) -> int:
+        ds = self.art.file[name]
+        if ds.ndim != 2:
+            raise InputError(f"{self.path}: '{name}' must be a 2-D array, found shape {ds.shape}")
+        if ds.shape[0] == 0:
+            raise InputError(f"{self.path}: '{name}' is empty (0 vectors)")
+        if ds.shape[1] == 0:
+            raise InputError(f"{self.path}: '{name}' has dimension 0")
+        if not (np.issubdtype(ds.dtype, np.floating) or np.issubdtype(ds.dtype, np.integer)):
+            raise InputError(f"{self.path}: '{name}' has dtype {ds.dtype}, expected numbers")
+        return int(ds.shape[1])
+
+    @property
+    def fingerprint(self) -> str:
+        return self.art.fingerprint
+
+    @property
+    def file(self) -> h5py.File:
+        return self.art.file
+
+    def has(self, name: str) -> bool:
+        return name in self.art.file
+
+    def size(self, name: str) -> int:
+        return int(self.art.file[name].shape[0])
+
+    def blocks(self, name: str, block_size: int = DEFAULT_BLOCK_SIZE) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (start, (bs, d) float32) blocks of set ``name``; refuses NaN/inf values."""
+        ds = self.art.file[name]
+        for start in range(0, ds.shape[0], block_size):
+            yield start, self._as_float(name, start, ds[start : start + block_size])
+
+    def read(self, name: str, limit: int | None = None) -> np.ndarray:
+        """The whole set ``name`` (or its first ``limit`` rows) as (n, d) float32."""
+        ds = self.art.file[name]
+        n = ds.shape[0] if limit is None else min(limit, ds.shape[0])
+        return self._as_float(name, 0, ds[:n])
+
+    def read_rows(self, name: str, ids: np.ndarray, block_size: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:
+        """Rows ``ids`` (any order, repeats allowed) of set ``name`` as (len(ids), d) float32, read in
+        sorted runs of at most ``block_size`` distinct rows."""
+        uniq, inverse = np.unique(np.asarray(ids, np.int64), return_inverse=True)
+        ds = self.art.file[name]
+        parts = [read_sorted(ds, uniq[s : s + block_size]) for s in range(0, len(uniq), block_size)]
+        rows = np.concatenate(parts) if parts else np.zeros((0, self.d), np.float32)
+        return self._as_float(name, 0, rows)[inverse.ravel()]
+
+    def _as_float(self, name: str, start: int, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if np.issubdtype(self.art.file[name].dtype, np.floating):
+            bad = ~np.isfinite(x).all(axis=1)
+            if bad.any():
+                row = start + int(np.flatnonzero(bad)[0])
+                raise InputError(
+                    f"{self.path}: '{name}' row {row} contains NaN or inf ({int(bad.sum())} such rows in this block); "
+                    "clean the vectors before import"
+                )
+        return x
+
+    def training_set(self, limit: int | None, seed: int = 0) -> tuple[np.ndarray, str]:
+        """Vectors to fit a model on, (n, d) float32, and a note on where they came from.
+
+        Uses ``learn`` when present; otherwise a random sample of ``train`` (and says so).
+        """
+        if self.has("learn"):
+            n = self.size("learn")
+            if limit is None or limit >= n:
+                return self.read("learn"), f"learn set ({n} vectors)"
+            ids = np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
+            return self.read_rows("learn", ids), f"{limit} random vectors of the learn set ({n})"
+        n = self.size("train")
+        if limit is None or limit >= n:
+            return self.read("train"), f"no learn set: fitting on the whole database ({n} vectors)"
+        ids = np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
+        return (
+            self.read_rows("train", ids),
+            f"no learn set: fitting on {limit} random database vectors of {n}",
+        )
+
+    def close(self) -> None:
+        self.art.close()
+
+
+def read_sorted(h5ds: Any, ids: np.ndarray) -> np.ndarray:
+    """Rows of an HDF5 dataset at sorted unique ``ids``: one contiguous read when they are dense (h5py's
+    point selection is several times slower than a slice), a point selection otherwise."""
+    if len(ids) == 0:
+        return np.zeros((0,) + h5ds.shape[1:], h5ds.dtype)
+    lo, hi = int(ids[0]), int(ids[-1]) + 1
+    if hi - lo <= 4 * len(ids):
+        return h5ds[lo:hi][ids - lo]
+    return h5ds[ids]

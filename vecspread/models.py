@@ -1,0 +1,83 @@
+"""Model and codes files as objects: write a fitted transform (and codec); open one and rebuild them.
+
+The classes come from the registries (``vecspread.transforms``, ``vecspread.codecs``), the stored state
+from ``vecspread.io.components``; nothing from a file is ever unpickled or executed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vecspread.codecs import REGISTRY as CODECS
+from vecspread.errors import InputError, LineageError
+from vecspread.io.artifacts import Artifact, components_fingerprint, content_fingerprint, open_artifact, write_artifact
+from vecspread.io.components import read_component, write_component
+from vecspread.transforms import STORED_TYPES, transform_class
+
+
+def write_model(output: str, transform: Any, codec: Any, *, params: dict[str, Any], inputs: list[dict[str, Any]],
+                attrs: dict[str, Any] | None = None) -> None:
+    """A model artifact: ``/transform`` and, when ``codec`` is given, ``/codec``."""
+    with write_artifact(output, "model", params=params, inputs=inputs, attrs=attrs) as f:
+        write_component(f.create_group("transform"), transform.name, transform.get_config(), transform.get_weights())
+        if codec is not None:
+            write_component(f.create_group("codec"), codec.name, codec.get_config(), codec.get_arrays())
+
+
+def open_model(path: str) -> tuple[Artifact, Any]:
+    """A model artifact and its transform; a model whose contents no longer match its recorded
+    fingerprint (modified or damaged after `train` wrote it) is refused."""
+    art = open_artifact(path, "model", role="model")
+    try:
+        recorded = art.file.attrs.get("fingerprint")
+        if recorded is not None and recorded != content_fingerprint(art.file):
+            raise InputError(f"model {path}: its contents do not match its recorded fingerprint (modified or damaged "
+                             "after `vecspread train` wrote it); train it again")
+        return art, load_transform(art)
+    except BaseException:
+        art.close()
+        raise
+
+
+def open_codes(path: str) -> tuple[Artifact, Any, Any]:
+    """A codes artifact with its transform and codec rebuilt (no code from the file is executed)."""
+    art = open_artifact(path, "codes", role="codes")
+    try:
+        if "codes" not in art.file or "codec" not in art.file:
+            raise InputError(f"codes {path}: missing /codes or /codec (file damaged?)")
+        recorded = art.file.attrs.get("components_fingerprint")
+        if recorded is not None and recorded != components_fingerprint(art.file):
+            raise LineageError(f"codes {path}: its model groups (/transform, /codec) are not the ones the codes were "
+                               "encoded with (file modified or damaged); encode again with `vecspread encode`")
+        transform = load_transform(art)
+        codec = load_codec(art)
+        if art.file["codes"].shape[1] != codec.code_size:
+            raise InputError(f"codes {path}: code size {art.file['codes'].shape[1]} != codec's {codec.code_size}")
+        return art, transform, codec
+    except BaseException:
+        art.close()
+        raise
+
+
+def load_transform(art: Artifact) -> Any:
+    """The fitted transform stored in a model or codes artifact."""
+    if "transform" not in art.file:
+        raise InputError(f"{art.path}: has no /transform group (not written by `vecspread train`?)")
+    type_name, config, weights = read_component(art.file["transform"], art.path)
+    if type_name not in STORED_TYPES:
+        raise InputError(f"{art.path}: transform type {type_name!r} is unknown to this vecspread version")
+    try:
+        return transform_class(type_name).from_state(config, weights)
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"{art.path}: transform {type_name} cannot be rebuilt from the file ({e})") from None
+
+
+def load_codec(art: Artifact) -> Any:
+    """The codec stored in the ``/codec`` group of a model or codes artifact."""
+    type_name, config, arrays = read_component(art.file["codec"], art.path)
+    if type_name not in CODECS:
+        raise InputError(f"{art.path}: codec {type_name!r} is unknown to this vecspread version")
+    try:
+        return CODECS.load(type_name).from_state(config, arrays)
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"{art.path}: codec {type_name} cannot be rebuilt from the file ({e})") from None

@@ -1,0 +1,69 @@
+"""The network every neural method trains: [Linear -> BN -> ReLU] x hidden_layers -> Linear (-> l2-normalise).
+
+State-dict names read "net.0.weight", "net.1.running_mean", ... (the layers are ``MLP.net``, an
+nn.Sequential): the names the model files store.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+BN_ORDERS = ("bn-relu", "relu-bn")
+
+
+class L2Normalize(nn.Module):
+    """Rows scaled to unit l2 norm (no parameters)."""
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return F.normalize(y, p=2.0, dim=1, eps=1e-12)
+
+
+class MLP(nn.Module):
+    """``self.net`` is the nn.Sequential."""
+
+    def __init__(self, layers: list[nn.Module]) -> None:
+        super().__init__()
+        self.net = nn.Sequential(*layers)
+
+    @property
+    def d_out(self) -> int:
+        return int(next(m for m in reversed(self.net) if isinstance(m, nn.Linear)).out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def build_mlp(d_in: int, d_out: int, dint: int, hidden_layers: int, bn_order: str = "bn-relu",
+              normalize: bool = True) -> MLP:
+    """[Linear -> BN -> ReLU] x hidden_layers (ReLU -> BN for "relu-bn") -> Linear(dint, d_out)
+    -> l2-normalise (``normalize``)."""
+    layers: list[nn.Module] = []
+    d = d_in
+    for _ in range(hidden_layers):
+        layers.append(nn.Linear(d, dint))
+        if bn_order == "bn-relu":
+            layers += [nn.BatchNorm1d(dint), nn.ReLU()]
+        else:
+            layers += [nn.ReLU(), nn.BatchNorm1d(dint)]
+        d = dint
+    layers.append(nn.Linear(d, d_out))
+    if normalize:
+        layers.append(L2Normalize())
+    return MLP(layers)
+
+
+def init_mlp(net: nn.Module, gen: torch.Generator) -> None:
+    """PyTorch's default Linear init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases, drawn
+    from ``gen`` instead of the global RNG so that runs are reproducible; batch norm: weight 1, bias 0."""
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.Linear):
+                bound = 1.0 / math.sqrt(m.in_features)
+                nn.init.uniform_(m.weight, -bound, bound, generator=gen)
+                nn.init.uniform_(m.bias, -bound, bound, generator=gen)
+            elif isinstance(m, nn.BatchNorm1d):
+                m.reset_parameters()

@@ -1,0 +1,284 @@
+"""The epoch loop every neural method shares: split, network, steps, validation, the kept epoch, checkpoints.
+
+A method (``vecspread.transforms.neural.NeuralTransform``) supplies its network and an :class:`Objective`
+(optimizer, the data it prepares once, the plan of each epoch, the loss of one step, the codecs it is
+validated with); :func:`train` does the rest, the same way for every method:
+
+- **Split**: ``numpy.random.default_rng(seed).permutation(n)``; its first ``nq`` ids are the validation
+  queries, the next ``ndb`` the validation database (none: the queries are searched in the training
+  vectors), the rest train. Nothing held out is ever trained on.
+- **Input scale**: inputs are divided by the mean l2 norm of the training vectors, so the first layer
+  sees norms ~1 whatever the data; the factor is stored with the model.
+- **Randomness**: the network's initialisation and every draw of the objective (positives, batch order,
+  proxies) come from one ``torch.Generator`` seeded with ``seed``. With a fixed number of threads a CPU
+  run is reproducible bit for bit.
+- **Validation** every ``val_every`` epochs, after the last one and at a budget stop: the 1-recall@1/10/100
+  of the sign bits (and of the method's other validation codecs) of the held-out queries against their
+  exact nearest neighbour, tie-aware. The kept model is the latest epoch within one standard error of the
+  best (:func:`vecspread.neural.validation.kept_epoch`); without validation, the last one.
+- **Budget** (``RunSettings.max_minutes``): training stops at the step that reaches it (possibly
+  mid-epoch); that point is validated and checkpointed.
+- **Checkpoints** at every validation point (``vecspread.neural.checkpoint``): a run resumed from one
+  continues bit for bit, mid-epoch included, and refuses a checkpoint written with other
+  hyper-parameters or other training data.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from vecspread.errors import ConfigError, InputError
+from vecspread.neural.checkpoint import check_compatible, read_checkpoint, write_checkpoint
+from vecspread.neural.mlp import init_mlp
+from vecspread.neural.torch_util import (fingerprint, forward_batched, load_optimizer_arrays, load_state_arrays,
+                                         optimizer_arrays, resolve_device, state_arrays)
+from vecspread.neural.validation import RECALL_KS, Validator, kept_epoch, recall_stderr, split_sizes
+from vecspread.progress import Progress
+from vecspread.runtime import RunSettings
+
+#: steps between progress advances
+ADVANCE_EVERY = 8
+
+
+class Objective:
+    """What makes a neural method what it is, for one run on ``ntr`` training vectors."""
+
+    #: the validation codec whose 1-recall@10 picks the kept epoch
+    kept_codec: str = "sign"
+
+    def describe(self) -> str:
+        """The hyper-parameters that matter, for the first log line of a run."""
+        return ""
+
+    def validation_codecs(self) -> dict[str, Any]:
+        """Codecs validated besides the sign bits: label -> factory of an unfitted codec."""
+        return {}
+
+    def optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
+        raise NotImplementedError
+
+    def n_steps(self, ntr: int) -> int:
+        """Steps per epoch."""
+        raise NotImplementedError
+
+    def lr_at(self, epoch: int) -> float | None:
+        """The learning rate of 0-based ``epoch`` (None: the optimizer's own, unchanged)."""
+        return None
+
+    def prepare(self, x_train: np.ndarray, xs: np.ndarray, device: torch.device) -> str:
+        """Data fixed for the whole run, from the (ntr, d_in) float32 training vectors as given and as the
+        network sees them (scaled); returns a note for the log (what it computed)."""
+        return ""
+
+    def begin_epoch(self, epoch: int, net: nn.Module, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        """The plan of one epoch (batch order, sampled pairs...): CPU tensors, checkpointed mid-epoch."""
+        raise NotImplementedError
+
+    def step(self, net: nn.Module, plan: dict[str, torch.Tensor], b: int,
+             gen: torch.Generator) -> tuple[torch.Tensor, int, dict[str, float]]:
+        """The loss of step ``b`` (with gradient), the number of training vectors it used, and statistics
+        (averaged over those vectors in the epoch's record; names starting with ``t_`` are seconds, summed)."""
+        raise NotImplementedError
+
+
+def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> None:
+    """Train ``method`` (a ``NeuralTransform``) on (n, d_in) float32 ``xt``; sets its fitted state."""
+    t_start = time.perf_counter()
+    deadline = None if run.max_minutes is None else t_start + 60.0 * float(run.max_minutes)
+    n, d_in = xt.shape
+    device = resolve_device(run.device)
+
+    ndb, nq = split_sizes(method.val_size, n, method.default_validation)
+    perm = np.random.default_rng(method.seed).permutation(n)
+    val_q, val_db = np.sort(perm[:nq]), np.sort(perm[nq : nq + ndb])
+    x_train = xt[np.sort(perm[nq + ndb :])]
+    ntr = len(x_train)
+    objective = method.objective(ntr, nq, report)
+    mean_norm = float(np.linalg.norm(x_train, axis=1).astype(np.float64).mean())
+    if not math.isfinite(mean_norm) or mean_norm <= 0:
+        raise InputError("training vectors have a zero or non-finite mean norm")
+    scale = 1.0 / mean_norm
+
+    gen = torch.Generator().manual_seed(int(method.seed))
+    net = method.build_network(d_in)
+    init_mlp(net, gen)
+    net.to(device)
+    opt = objective.optimizer(net)
+    method.d_in_, method.d_out_ = d_in, int(net.d_out)
+    method.input_scale_, method.net_, method._device = scale, net, device
+
+    nb = objective.n_steps(ntr)
+    key = f"{objective.kept_codec}_r10"
+    run_key = {**method.get_params(), **method.resolved(), "data": fingerprint(xt)}
+    state = _RunState()
+    if run.resume:
+        state.load(run.resume, method.name, run_key, net, opt, gen, device)
+        where = f"epoch {state.epoch + 1} step {state.step}/{nb}" if state.step else f"epoch {state.epoch}"
+        report.log(f"resumed from {run.resume} after {where}")
+
+    xs = np.ascontiguousarray(x_train * np.float32(scale), dtype=np.float32)
+    t0 = time.perf_counter()
+    note = objective.prepare(x_train, xs, device)
+    validator = None
+    if nq > 0:
+        xdb = xt[val_db] if ndb > 0 else x_train  # ndb 0: the queries are searched in the training set
+        validator = Validator(xdb * np.float32(scale), xt[val_q] * np.float32(scale), objective.validation_codecs())
+    split = f"{ndb} + {nq} queries" if ndb else f"{nq} queries in the training set" if nq else "none"
+    report.log(f"{method.name}: {ntr} training vectors (d={d_in}), validation {split}, {objective.describe()}, "
+               f"{method.epochs} epochs on {device}" + (f"; {note} in {time.perf_counter() - t0:.1f}s" if note else ""))
+    report.start(method.epochs * nb, f"train {method.name}")
+    report.advance(state.epoch * nb + state.step)
+
+    def forward(x: np.ndarray) -> np.ndarray:
+        return forward_batched(net, x, method.d_out_, device)
+
+    stopped = False
+    for epoch in range(state.epoch, method.epochs):
+        lr = objective.lr_at(epoch)
+        if lr is not None:
+            for group in opt.param_groups:
+                group["lr"] = lr
+        t0 = time.perf_counter()
+        if state.plan is None:
+            state.plan, state.sums = objective.begin_epoch(epoch, net, gen), {}
+        t_mining = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        net.train()
+        pending = 0
+        b = state.step
+        while b < nb and not stopped:
+            loss, rows, stats = objective.step(net, state.plan, b, gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            value = loss.item()
+            if not math.isfinite(value):
+                raise ConfigError(f"{method.name} training diverged at epoch {epoch + 1} "
+                                  f"(lr {opt.param_groups[0]['lr']:g}): lower --lr")
+            state.add(rows, {"loss": value, **stats})
+            b += 1
+            pending += 1
+            if pending == ADVANCE_EVERY or b == nb:
+                report.advance(pending)
+                pending = 0
+            stopped = deadline is not None and time.perf_counter() > deadline
+        report.advance(pending)
+        net.eval()
+        partial = b < nb
+        rec: dict[str, Any] = {"epoch": epoch + 1, "steps": b, "partial": partial,
+                               "lr": opt.param_groups[0]["lr"], **state.record(),
+                               "t_mining": state.sums.get("t_mining", 0.0) + t_mining,
+                               "t_train": state.sums.get("t_train", 0.0) + time.perf_counter() - t0}
+
+        at_check = (epoch + 1) % method.val_every == 0 or epoch + 1 == method.epochs or stopped
+        t0 = time.perf_counter()
+        mark = ""
+        if at_check and validator is not None:
+            rec.update(validator.run(forward))
+            state.best_score = max(state.best_score, rec[key])
+            scores = [(r["epoch"], r[key]) for r in [*state.history, rec] if key in r]
+            if kept_epoch(scores, validator.nq) == epoch + 1:
+                state.best_epoch, mark = epoch + 1, " *"
+                state.best = state_arrays(net)
+        rec["t_val"] = time.perf_counter() - t0
+        state.history.append(rec)
+        if partial:  # the time already spent in this epoch, for the record of a resumed run
+            state.sums["t_mining"], state.sums["t_train"] = rec["t_mining"], rec["t_train"]
+        # on disk before the epoch is reported: whatever interrupts the run later can resume from here
+        if at_check and run.checkpoint:
+            state.save(run.checkpoint, method.name, run_key, net, opt, gen, epoch, b if partial else 0)
+        report.log(_format_epoch(rec, method.epochs) + mark)
+        state.next_epoch()
+        if stopped:
+            report.log(f"time budget of {run.max_minutes:g} min reached at epoch {epoch + 1} step {b}/{nb}")
+            break
+
+    if state.best is not None:
+        load_state_arrays(net, state.best)
+        net.to(device)
+    else:
+        state.best_epoch = state.history[-1]["epoch"] if state.history else None
+    net.eval()
+    method.history_, method.best_epoch_ = state.history, state.best_epoch
+    if validator is not None and state.best_epoch is not None:
+        kept = next(r[key] for r in state.history if r["epoch"] == state.best_epoch and key in r)
+        line = f"kept the model of epoch {state.best_epoch} ({objective.kept_codec} 1-recall@10 {kept:.4f}"
+        if kept < state.best_score:
+            top = next(r["epoch"] for r in state.history if r.get(key) == state.best_score)
+            line += (f"; the best, {state.best_score:.4f} at epoch {top}, is within one standard error "
+                     f"({recall_stderr(state.best_score, validator.nq):.4f})")
+        report.log(line + ")")
+
+
+class _RunState:
+    """Where a run stands: epochs done, the current epoch's plan, step and sums, history, the kept model.
+    Exactly what a checkpoint holds."""
+
+    def __init__(self) -> None:
+        self.epoch, self.step = 0, 0
+        self.plan: dict[str, torch.Tensor] | None = None
+        self.sums: dict[str, float] = {}
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, np.ndarray] | None = None
+        self.best_score, self.best_epoch = -math.inf, None
+
+    def add(self, rows: int, stats: dict[str, float]) -> None:
+        s = self.sums
+        s["rows"] = s.get("rows", 0) + rows
+        s["steps"] = s.get("steps", 0) + 1
+        for name, value in stats.items():
+            s[name] = s.get(name, 0.0) + (value if name.startswith("t_") else rows * value)
+
+    def record(self) -> dict[str, float]:
+        rows = max(1, self.sums.get("rows", 0))
+        return {k: (v if k.startswith("t_") else v / rows) for k, v in self.sums.items()
+                if k not in ("rows", "steps", "t_mining", "t_train")}
+
+    def next_epoch(self) -> None:
+        self.epoch += 1
+        self.step, self.plan, self.sums = 0, None, {}
+
+    def save(self, path: str, kind: str, run_key: dict[str, Any], net: nn.Module, opt: torch.optim.Optimizer,
+             gen: torch.Generator, epoch: int, step: int) -> None:
+        meta = {"kind": kind, "run_key": run_key, "epoch": epoch + 1 if not step else epoch, "step": step,
+                "sums": self.sums if step else None, "history": self.history,
+                "best_score": self.best_score, "best_epoch": self.best_epoch}
+        groups: dict[str, dict[str, np.ndarray]] = {
+            "model": state_arrays(net), "optimizer": optimizer_arrays(opt),
+            "rng": {"torch": gen.get_state().numpy()}, "best": self.best or {},
+        }
+        if step:
+            groups["epoch"] = {k: v.cpu().numpy() for k, v in (self.plan or {}).items()}
+        write_checkpoint(path, meta, groups)
+
+    def load(self, path: str, kind: str, run_key: dict[str, Any], net: nn.Module, opt: torch.optim.Optimizer,
+             gen: torch.Generator, device: torch.device) -> None:
+        meta, groups = read_checkpoint(path, kind)
+        check_compatible(meta["run_key"], run_key, path)
+        load_state_arrays(net, groups["model"])
+        net.to(device)
+        load_optimizer_arrays(opt, groups.get("optimizer", {}))
+        gen.set_state(torch.from_numpy(np.array(groups["rng"]["torch"], dtype=np.uint8)))
+        self.epoch, self.step, self.history = int(meta["epoch"]), int(meta["step"]), list(meta["history"])
+        self.best_score, self.best_epoch = float(meta["best_score"]), meta["best_epoch"]
+        self.best = groups.get("best") or None
+        if self.step:
+            self.plan = {k: torch.from_numpy(np.array(v)) for k, v in groups["epoch"].items()}
+            self.sums = dict(meta["sums"])
+
+
+def _format_epoch(rec: dict[str, Any], epochs: int) -> str:
+    partial = f" (partial, {rec['steps']} steps)" if rec["partial"] else ""
+    stats = " ".join(f"{k} {v:.4g}" for k, v in rec.items()
+                     if k not in ("epoch", "steps", "partial", "lr") and not k.startswith("t_") and "_r" not in k)
+    s = (f"epoch {rec['epoch']}/{epochs}{partial} lr {rec['lr']:g} {stats} | mining {rec['t_mining']:.1f}s "
+         f"train {rec['t_train']:.1f}s val {rec['t_val']:.1f}s")
+    for codec in sorted({k.rsplit("_r", 1)[0] for k in rec if k.endswith("_r10")}, key=lambda c: c != "sign"):
+        s += f" | {codec} 1-R@1/10/100 " + "/".join(f"{rec[f'{codec}_r{k}']:.3f}" for k in RECALL_KS)
+    return s

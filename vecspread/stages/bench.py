@@ -1,0 +1,251 @@
+"""``vecspread bench``: the comparison matrix (methods x bit budgets) through the real stages.
+
+Each cell is train -> encode -> search -> eval on one dataset, exactly as a user would run them, so
+the numbers are those of the product. Trained models are reused across cells that share them (e.g.
+one catalyzer for "catalyzer-lattice" and "catalyzer-opq" at the same bits), and a cell that a bit
+budget does not allow is skipped with the reason. Outputs: ``bench.json`` (every cell), ``bench.md``
+(the paper's Table 1 layout per bit budget, and its Table 2 layout: 1-recall@10 of each method
+across bit budgets) and ``bench.png`` (1-recall@10 versus bits; needs matplotlib).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from vecspread.errors import ConfigError
+from vecspread.io.atomic import atomic_output, write_text
+from vecspread.progress import Progress, as_progress
+from vecspread.stages.encode import encode_dataset
+from vecspread.stages.evaluate import evaluate
+from vecspread.stages.groundtruth import compute_groundtruth
+from vecspread.stages.search import search_codes
+from vecspread.stages.train import train_model
+from vecspread.transforms import METHOD_NAMES
+
+#: lattice output dimension per bit budget (the paper: 24 dimensions at 64 bits, Fig. 5)
+LATTICE_DIM = {16: 8, 32: 16, 64: 24}
+#: catalyzer input to OPQ: a dimension that bits / 8 divides
+CATALYZER_OPQ_DIM = {16: 16, 32: 16, 64: 24, 128: 32}
+LATTICE_MAX_BITS = 64  # lattice ranks are uint64 (faiss ZnSphereCodec)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One method at one bit budget: how to train the model and which codec to encode with."""
+
+    name: str
+    bits: int
+    method: str
+    train: dict[str, Any]
+    codec: str | None  # None: the codec trained with the model
+    codec_options: dict[str, Any] = field(default_factory=dict)
+    learned: bool = False  # trained by SGD: gets --budget-minutes
+
+    @property
+    def model_key(self) -> str:
+        return self.method + "-" + "-".join(f"{k}{v}" for k, v in sorted(self.train.items()))
+
+
+def make_cell(name: str, bits: int, quick: bool) -> Cell | str:
+    """The cell for ``name`` at ``bits``, or a string saying why it cannot run."""
+    if bits <= 0 or bits % 8:
+        return f"{bits} bits: not a positive multiple of 8"
+    neural = {"dint": 128, "epochs": 1, "val_size": 0} if quick else {"dint": 512, "epochs": 8}
+    lattice = {"bits": bits}
+    if name in ("lsh", "lsh-thresholds", "itq"):
+        return Cell(name, bits, name, {"bits": bits}, None)
+    if name in ("pq", "opq", "lsq"):
+        if name == "lsq" and bits < 32:
+            return "lsq needs at least 4 sub-quantizers (32 bits): faiss aborts below"
+        opts = {"bits": bits, **({"train_iters": 2, "encode_ils_iters": 2} if quick and name == "lsq" else {})}
+        if quick and name == "opq":
+            opts["train_iters"] = 5
+        return Cell(name, bits, name, opts, None)
+    if name == "pca-sign":
+        return Cell(name, bits, "pca", {"dout": bits}, "sign")
+    if name in ("pca-lattice", "catalyzer-lattice"):
+        if bits not in LATTICE_DIM:
+            return (f"lattice codes are at most {LATTICE_MAX_BITS} bits (uint64 ranks)"
+                    if bits > LATTICE_MAX_BITS else f"no lattice dimension chosen for {bits} bits")
+        dout = LATTICE_DIM[bits]
+        if name == "pca-lattice":
+            return Cell(name, bits, "pca", {"dout": dout}, "lattice", lattice)
+        return Cell(name, bits, "catalyzer", {"dout": dout, **neural, "bits": bits}, "lattice", lattice, learned=True)
+    if name == "catalyzer-sign":
+        # bits: its validation reports the lattice at the cell's own budget (none above 64 bits), which
+        # also keeps it cheap (a 16-d lattice at 64 bits, r2 512, is slow to encode in faiss)
+        return Cell(name, bits, "catalyzer", {"dout": bits, **neural, "val_codec": "sign", "lam": 0.02,
+                                              "bits": bits}, "sign", learned=True)
+    if name == "catalyzer-opq":
+        dout = CATALYZER_OPQ_DIM.get(bits)
+        if dout is None:
+            return f"no catalyzer dimension chosen for OPQ at {bits} bits"
+        opq = {"bits": bits, **({"train_iters": 5} if quick else {})}
+        return Cell(name, bits, "catalyzer", {"dout": dout, **neural, **({"bits": 64} if dout <= 40 else {})},
+                    "opq", opq, learned=True)
+    if name == "nphash":
+        return Cell(name, bits, "nphash", {"bits": bits, **({"epochs": 1} if quick else {})}, "sign", learned=True)
+    return f"unknown method {name!r}"
+
+
+BENCH_METHODS = ("lsh", "lsh-thresholds", "itq", "pca-sign", "pca-lattice", "pq", "opq", "lsq",
+                 "catalyzer-lattice", "catalyzer-sign", "catalyzer-opq", "nphash")
+QUICK_METHODS = ("lsh", "itq", "pca-lattice", "pq", "catalyzer-lattice", "catalyzer-sign")
+
+
+def run_bench(
+    dataset: str, outdir: str, *, methods: list[str], bits: list[int], quick: bool = False,
+    budget_minutes: float | None = None, max_train: int | None = None, threads: int | None = None,
+    plot: bool = True, progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Run every (method, bits) cell; write bench.json, bench.md (and bench.png); return the report."""
+    progress = as_progress(progress)
+    unknown = [m for m in methods if m not in BENCH_METHODS]
+    if unknown:
+        raise ConfigError(f"unknown bench method(s) {', '.join(unknown)}; choose from {', '.join(BENCH_METHODS)}")
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    work = out / "artifacts"
+    work.mkdir(exist_ok=True)
+    if quick and max_train is None:
+        max_train = 5000
+    gt = str(work / "gt.h5")
+    progress.log(f"ground truth: {gt}")
+    compute_groundtruth(dataset, gt, 100, progress=progress)
+
+    rows: list[dict[str, Any]] = []
+    trained: dict[str, tuple[str, float]] = {}
+    plan = [(m, b, make_cell(m, b, quick)) for b in bits for m in methods]
+    for i, (name, b, cell) in enumerate(plan, 1):
+        label = f"[{i}/{len(plan)}] {name} @ {b} bits"
+        if isinstance(cell, str):
+            progress.log(f"{label}: skipped ({cell})")
+            rows.append({"method": name, "bits": b, "skipped": cell})
+            continue
+        if cell.method not in METHOD_NAMES:
+            rows.append({"method": name, "bits": b, "skipped": f"method {cell.method} is not available"})
+            progress.log(f"{label}: skipped (method {cell.method} not available)")
+            continue
+        progress.log(label)
+        try:
+            rows.append(_run_cell(cell, dataset, gt, work, trained, budget_minutes, max_train, threads, progress))
+        except ConfigError as e:  # a configuration this data does not allow: say so, go on
+            rows.append({"method": name, "bits": b, "skipped": str(e)})
+            progress.log(f"{label}: skipped ({e})")
+            continue
+        r = rows[-1]
+        progress.log(f"{label}: 1-recall@1/10/100 = " + "/".join(f"{r['recall'][k]:.3f}" for k in ("1", "10", "100")))
+
+    report = {
+        "dataset": os.path.abspath(dataset), "bits": bits, "methods": methods, "quick": quick,
+        "budget_minutes": budget_minutes, "max_train": max_train, "threads": threads,
+        "machine": _machine(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "cells": rows,
+    }
+    write_text(out / "bench.json", json.dumps(report, indent=1, sort_keys=True))
+    write_text(out / "bench.md", markdown_tables(report))
+    if plot:
+        report["plot"] = write_plot(report, out / "bench.png")
+    return report
+
+
+def _run_cell(cell: Cell, dataset: str, gt: str, work: Path, trained: dict[str, tuple[str, float]],
+              budget_minutes: float | None, max_train: int | None, threads: int | None,
+              progress: Progress) -> dict[str, Any]:
+    key = cell.model_key
+    if key not in trained:
+        options = dict(cell.train)
+        if cell.learned and budget_minutes is not None:
+            options["max_minutes"] = budget_minutes
+        model = str(work / f"{key}.model.h5")
+        summary = train_model(dataset, model, cell.method, options, max_train=max_train, threads=threads,
+                              progress=progress)
+        trained[key] = (model, summary["train_seconds"])
+    model, train_seconds = trained[key]
+    stem = f"{cell.name}-{cell.bits}"
+    codes, res = str(work / f"{stem}.codes.h5"), str(work / f"{stem}.res.h5")
+    enc = encode_dataset(model, dataset, codes, cell.codec, cell.codec_options, progress=progress)
+    srch = search_codes(codes, dataset, res, 100, threads=threads, progress=progress)
+    ev = evaluate(res, gt, [1, 10, 100])
+    return {"method": cell.name, "bits": cell.bits, "code_bits": enc["bits"], "recall": ev["recall"],
+            "k_recall": ev["k_recall"], "train_seconds": train_seconds, "encode_seconds": enc["encode_seconds"],
+            "search_ms_per_query": srch["ms_per_query"], "model": model, "train": {"method": cell.method, **cell.train},
+            "codec": enc["codec"]}
+
+
+def markdown_tables(report: dict[str, Any]) -> str:
+    """Table 1 (per bit budget: R@1/10/100, times) and Table 2 (R@10 across bits, binary methods)."""
+    cells = report["cells"]
+    lines = [f"Dataset `{os.path.basename(report['dataset'])}`, {report['date']}, {report['machine']}.", ""]
+    for b in report["bits"]:
+        lines += [f"### {b} bits per vector", "",
+                  "| method | R@1 | R@10 | R@100 | code bits | train s | encode s | search ms/query |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for c in (c for c in cells if c["bits"] == b):
+            if "skipped" in c:
+                lines.append(f"| {c['method']} | – | – | – | – | – | – | skipped: {c['skipped']} |")
+            else:
+                r = c["recall"]
+                lines.append(f"| {c['method']} | {r['1']:.3f} | {r['10']:.3f} | {r['100']:.3f} | {c['code_bits']} | "
+                             f"{c['train_seconds']:.1f} | {c['encode_seconds']:.2f} | {c['search_ms_per_query']:.3f} |")
+        lines.append("")
+    binary = [m for m in report["methods"]
+              if any(c["method"] == m and c.get("codec") == "sign" for c in cells)]
+    if binary and len(report["bits"]) > 1:
+        lines += ["### 1-recall@10 of binary codes versus bits", "",
+                  "| method | " + " | ".join(str(b) for b in report["bits"]) + " |",
+                  "|---|" + "---:|" * len(report["bits"])]
+        for m in binary:
+            vals = []
+            for b in report["bits"]:
+                c = next((c for c in cells if c["method"] == m and c["bits"] == b), None)
+                vals.append("–" if c is None or "skipped" in c else f"{c['recall']['10']:.3f}")
+            lines.append(f"| {m} | " + " | ".join(vals) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_plot(report: dict[str, Any], path: Path) -> str | None:
+    """1-recall@10 versus bits, one line per method; None (and no file) without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    # more methods than the default 10-colour cycle: tab20's 10 dark colours, then its 10 light ones
+    colors = plt.get_cmap("tab20").colors
+    markers = "osD^v<>pXh*"
+    for i, m in enumerate(report["methods"]):
+        pts = sorted((c["bits"], c["recall"]["10"]) for c in report["cells"] if c["method"] == m and "recall" in c)
+        if pts:
+            color = colors[(2 * i) % 20 + (i // 10) % 2]
+            ax.plot(*zip(*pts), marker=markers[i % len(markers)], color=color, label=m)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(report["bits"], [str(b) for b in report["bits"]])
+    ax.set_xlabel("bits per vector")
+    ax.set_ylabel("1-recall@10")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.set_title(f"{os.path.basename(report['dataset'])}: 1-recall@10 versus code size")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    try:
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+    finally:
+        plt.close(fig)
+    return str(path)
+
+
+def _machine() -> str:
+    from vecspread.runtime import available_cores
+
+    return f"{platform.machine()}, {available_cores()} cores, {platform.python_implementation()} {platform.python_version()}"

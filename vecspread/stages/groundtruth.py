@@ -1,0 +1,80 @@
+"""The ``gt`` stage: exact k-NN of the dataset's queries over its database, block by block."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from vecspread.io.artifacts import DEFAULT_BLOCK_SIZE, Artifact, open_artifact, provenance, write_artifact
+from vecspread.io.datasets import Dataset
+from vecspread.errors import ConfigError, InputError
+from vecspread.knn import knn_blocks
+from vecspread.progress import Progress, as_progress
+
+QUERY_BLOCK = 16384
+
+
+def compute_groundtruth(
+    dataset: str, output: str, k: int = 100, *, block_size: int = DEFAULT_BLOCK_SIZE,
+    progress: Progress | None = None,
+) -> dict:
+    """Write a groundtruth artifact: ``neighbors`` (nq, k) int64 and ``distances`` (nq, k) float32.
+
+    Memory is bounded by ``block_size`` database rows and ``QUERY_BLOCK`` queries, not by N.
+    """
+    progress = as_progress(progress)
+    with Dataset(dataset) as ds:
+        n, nq = ds.size("train"), ds.size("test")
+        check_k(k, n)
+        t0 = time.perf_counter()
+        I = np.empty((nq, k), np.int64)
+        D = np.empty((nq, k), np.float32)
+        n_qblocks = -(-nq // QUERY_BLOCK)
+        progress.start(n * n_qblocks, f"gt k={k}")
+        xq_all = ds.read("test")
+        for qstart in range(0, nq, QUERY_BLOCK):
+            xq = xq_all[qstart : qstart + QUERY_BLOCK]
+
+            def blocks():
+                for start, xb in ds.blocks("train", block_size):
+                    yield start, xb
+                    progress.advance(len(xb))
+
+            Dq, Iq = knn_blocks(xq, blocks(), k, ds.distance)
+            D[qstart : qstart + len(xq)], I[qstart : qstart + len(xq)] = Dq, Iq
+        progress.finish()
+        seconds = time.perf_counter() - t0
+        with write_artifact(
+            output, "groundtruth", params={"k": k, "distance": ds.distance},
+            inputs=[provenance(ds.art, "dataset")], attrs={"distance": ds.distance, "seconds": seconds},
+        ) as f:
+            f.create_dataset("neighbors", data=I)
+            f.create_dataset("distances", data=D)
+    return {"nq": nq, "n": n, "k": k, "distance": ds.distance, "seconds": round(seconds, 3)}
+
+
+def check_k(k: int, n: int, what: str = "-k") -> None:
+    if k <= 0:
+        raise ConfigError(f"{what} must be at least 1, got {k}")
+    if k > n:
+        raise ConfigError(f"{what} {k} exceeds the {n} database vectors; use {what} {n} or less")
+
+
+def open_groundtruth(path: str) -> tuple[Artifact, str]:
+    """Open a ground truth for eval: a groundtruth artifact, or a dataset carrying neighbors/distances.
+
+    Returns the artifact and the fingerprint of the dataset whose queries it answers.
+    """
+    art = open_artifact(path, ("groundtruth", "dataset"), role="groundtruth")
+    f = art.file
+    for name in ("neighbors", "distances"):
+        if name not in f:
+            art.close()
+            raise InputError(
+                f"groundtruth {path}: has no '{name}' (compute one with `vecspread gt DATASET -k 100 -o gt.h5`)"
+            )
+    if art.kind == "dataset":
+        return art, art.fingerprint
+    rec = art.input("dataset")
+    return art, (rec or {}).get("fingerprint", "")

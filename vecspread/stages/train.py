@@ -1,0 +1,110 @@
+"""The ``train`` stage: fit a method on the dataset's learn set and write a model artifact."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+import numpy as np
+
+from vecspread.errors import InputError
+from vecspread.io.artifacts import provenance
+from vecspread.io.datasets import Dataset
+from vecspread.models import open_model, write_model
+from vecspread.progress import Progress, as_progress
+from vecspread.runtime import RUN_PARAMS, RunSettings
+
+
+def make_method(method: str, options: dict[str, Any]) -> tuple[Any, Any, RunSettings]:
+    """The transform, the codec it trains with (or None) and the run settings of ``train --method``.
+
+    ``options``: the options the user set (None = not given). Each goes to the parts that declare it
+    (the transform, its codec, the run); one that none declares is refused, naming the flag.
+    """
+    from vecspread.codecs import REGISTRY as CODECS
+    from vecspread.transforms import REGISTRY, method_params
+
+    spec = REGISTRY[method]
+    given = {k: v for k, v in options.items() if v is not None}
+    method_params(spec).resolve(given, f"--method {method}")  # every option checked, in the method's name
+    transform_spec = REGISTRY[spec.transform] if spec.transform else spec
+    transform = transform_spec.load()(**{k: v for k, v in given.items() if k in transform_spec.params})
+    run = RunSettings(**RUN_PARAMS.resolve({k: v for k, v in given.items() if k in RUN_PARAMS}, f"--method {method}"))
+    codec_name = transform.codec_name() if spec.transform is None else spec.codec
+    codec = None
+    if codec_name is not None:
+        codec_params = CODECS[codec_name].params
+        codec = CODECS.load(codec_name)(**{k: v for k, v in given.items() if k in codec_params})
+    return transform, codec, run
+
+
+def fit_method(method: str, xt: np.ndarray, *, progress: Progress | None = None, **options: Any) -> tuple[Any, Any]:
+    """(transform, codec or None) of ``train --method METHOD`` fitted on (n, d) float32 ``xt`` in memory,
+    as :func:`train_model` fits them (the codec on the transformed training vectors)."""
+    transform, codec, run = make_method(method, options)
+    transform.fit(xt, progress=progress, run=run)
+    if codec is not None:
+        codec.fit(codec_training_set(codec, transform, xt))
+    return transform, codec
+
+
+def train_model(
+    dataset: str, output: str, method: str, options: dict[str, Any], *,
+    max_train: int | None = None, sample_seed: int = 0, threads: int | None = None,
+    after: str | None = None, progress: Progress | None = None,
+) -> dict:
+    """Fit ``method`` on the dataset's learn set (or a sample of its database) and write a model artifact.
+
+    ``after``: a model file whose transform is applied to the training vectors first; the model written is
+    then the chain of both (:class:`~vecspread.transforms.chain.ChainTransform`). A method that trains a
+    codec (``Spec.codec``) fits it on the transformed training vectors and stores it with the model.
+    """
+    progress = as_progress(progress)
+    transform, codec, run = make_method(method, options)
+    run = RunSettings(**{**run.__dict__, "threads": threads})
+    with contextlib.ExitStack() as stack:
+        ds = stack.enter_context(Dataset(dataset))
+        inputs = [provenance(ds.art, "dataset")]
+        prior = None
+        if after is not None:
+            prior_art, prior = open_model(after)
+            stack.enter_context(prior_art)
+            if prior.d_in != ds.d:
+                raise InputError(f"--after {after} expects {prior.d_in}-dimensional vectors but {dataset} has {ds.d}")
+            inputs.append(provenance(prior_art, "after"))
+        xt, note = ds.training_set(max_train, seed=sample_seed)
+        if prior is not None:
+            xt = prior.apply(xt)
+            note += f", mapped by {after} to {xt.shape[1]} dimensions"
+        t0 = time.perf_counter()
+        transform.fit(xt, progress=progress, run=run)
+        if codec is not None:
+            if codec.needs_training:
+                progress.log(f"{method}: training the {codec.name} codec on {len(xt)} vectors")
+            codec.fit(codec_training_set(codec, transform, xt))
+        seconds = time.perf_counter() - t0
+        # logged after fit so that a refused configuration is one line on stderr, not two
+        progress.log(f"fitted {method} in {seconds:.1f}s; training data: {note}")
+        stored = transform
+        params: dict[str, Any] = {"method": method, **transform.get_config(), "training_set": note}
+        if prior is not None:
+            from vecspread.transforms.chain import ChainTransform
+
+            stored = ChainTransform([prior, transform])
+            params["chain"] = stored.method_names
+            params["d_in"] = stored.d_in
+        write_model(output, stored, codec, params=params, inputs=inputs, attrs={"train_seconds": seconds})
+    summary = {"method": method, "d_in": stored.d_in, "d_out": stored.d_out,
+               "train_seconds": round(seconds, 3), "training_set": note}
+    if prior is not None:
+        summary["chain"] = params["chain"]
+    return summary
+
+
+def codec_training_set(codec: Any, transform: Any, xt: np.ndarray) -> np.ndarray:
+    """What ``codec.fit`` gets: the transformed training vectors for codecs that learn, an empty
+    (0, d_out) array for the others (they only record the dimension)."""
+    if not codec.needs_training:
+        return np.zeros((0, transform.d_out), np.float32)
+    return transform.apply(xt)

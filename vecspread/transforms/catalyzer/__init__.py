@@ -1,0 +1,57 @@
+"""The catalyzer (Sablayrolles et al., ICLR 2019): an MLP onto the unit sphere trained with the triplet
+rank loss plus the KoLeo entropy regulariser. Its hyper-parameters; the paper's defaults unless noted."""
+
+from vecspread.neural import NEURAL_PARAMS
+from vecspread.params import Param, ParamSet, positive_floats
+from vecspread.registry import Spec
+
+
+def lr_schedule(value: object) -> tuple[float, ...]:
+    """Piecewise-constant learning rates, from "0.1,0.1,0.05,0.01" or a sequence of positive numbers."""
+    if isinstance(value, str):
+        return positive_floats(value, "--lr-schedule", "0.1,0.1,0.05,0.01")
+    try:
+        values = tuple(float(v) for v in value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        values = ()
+    if not values or any(not v > 0 for v in values):
+        from vecspread.errors import ConfigError
+
+        raise ConfigError(f"--lr-schedule {value!r}: expected a non-empty list of positive learning rates")
+    return values
+
+
+#: Appendix A, Table 3 of the paper: best lam per dout (Deep1M, r = 10)
+LAMBDA_BY_DOUT = {16: 0.05, 24: 0.02, 32: 0.01, 40: 0.005}
+
+PARAMS = ParamSet(
+    Param("dout", int, 24, "Output dimension", ge=1),
+    *NEURAL_PARAMS.with_defaults(epochs=8, batch_size=64, lr=0.1)
+    .replace("epochs", default_text="8; the paper: 160")
+    .replace("batch_size", help="Triplets per SGD step")
+    .replace("lr", help="Learning rate; rescales --lr-schedule")
+    .replace("val_size", default_text="0,min(1000, n/100)"),
+    Param("bn_order", str, "bn-relu", "Order in each hidden block", choices=("bn-relu", "relu-bn")),
+    Param("lam", float, help="KoLeo weight", ge=0, default_text="per dout, paper App. A: " + ", ".join(
+        f"{d}: {v:g}" for d, v in LAMBDA_BY_DOUT.items())),
+    Param("kpos", int, 10, "Positives drawn among the kpos input-space neighbours", ge=1),
+    Param("kneg", int, 50, "Negative = kneg-th neighbour in the output space", ge=1),
+    Param("self_positive", bool, False, "Count each vector among its own positives: draw from itself and its "
+          "kpos-1 nearest others, as a k-NN of the learn set in itself does (off: the kpos nearest others)",
+          negatable=True),
+    Param("bn_stats", str, "joint", "Batch-norm statistics per step: joint (one pass over anchors, positives and "
+          "negatives together) or per-role (three passes)", choices=("joint", "per-role")),
+    Param("lr_schedule", tuple, (0.1, 0.1, 0.05, 0.01), "Comma-separated step values spread evenly over the epochs",
+          convert=lr_schedule),
+    Param("quantizer_train", str, help="'lattice': end-to-end training through the lattice (straight-through)",
+          choices=("none", "lattice"), default_text="off"),
+    Param("bits", int, 64, "Lattice budget in bits for validation and end-to-end training", ge=1),
+    Param("r2", int, help="Lattice squared radius (instead of --bits)", ge=1),
+    Param("val_codec", str, "lattice", "Codec whose validation 1-recall@10 picks the kept epoch, the latest "
+          "within one standard error of the best", choices=("lattice", "sign")),
+    panel="Catalyzer options",
+)
+
+SPEC = Spec("catalyzer", "vecspread.transforms.catalyzer.transform:CatalyzerTransform", PARAMS,
+            "MLP spreading vectors on the sphere (triplet + KoLeo loss, Sablayrolles et al. 2019)",
+            run_settings=("device", "checkpoint", "resume", "max_minutes"))
