@@ -59,8 +59,8 @@ def run(name: str, data: str, work: Path, gt: str, extra: list[str] | None = Non
     with h5py.File(model) as f:
         config = json.loads(f["transform"].attrs["config"])
         train_seconds = float(f.attrs["train_seconds"])
-    history = config.get("history", [])
-    per_epoch = {key: [round(h[key], 2) for h in history if key in h]
+        timings = json.loads(f.attrs["params"]).get("timings", [])
+    per_epoch = {key: [round(h[key], 2) for h in timings if key in h]
                  for key in ("t_mining", "t_train", "t_val")}
     return {
         "run": name, "train": " ".join(["vecspread train DATA", *map(shlex.quote, train_opts)]),

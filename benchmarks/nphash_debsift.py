@@ -96,13 +96,14 @@ def main(argv: list[str] | None = None) -> int:
         "methods": methods,
         "epochs": [
             {"epoch": r["epoch"], "steps": r["steps"], "partial": r["partial"], "loss": round(r["loss"], 6),
-             "train_s": round(r["t_train"], 2), "search_s": round(r["t_search"], 2), "val_s": round(r["t_val"], 2),
+             "train_s": round(t["t_train"], 2), "search_s": round(t["t_search"], 2), "val_s": round(t["t_val"], 2),
              **{k: r[k] for k in ("sign_r1", "sign_r10", "sign_r100") if k in r}}
-            for r in hist
+            for r, t in zip(hist, model.timings_)
         ],
         "steps_per_epoch": nb,
         # a budget-stopped epoch extrapolated to all of its steps: the per-epoch cost at this size
-        "est_full_epoch_s": round(float(np.median([r["t_train"] * nb / r["steps"] for r in hist if r["steps"]])), 1)
+        "est_full_epoch_s": round(float(np.median([t["t_train"] * nb / t["steps"] for t in model.timings_
+                                                   if t["steps"]])), 1)
         if hist else None,
         "best_epoch": model.best_epoch_,
     }

@@ -40,7 +40,8 @@ def run_cli(*args: object, cwd: str | os.PathLike | None = None, stdin: str | by
     HDF5), so a one-line-error check sees what a terminal would. ``stdin``: what standard input holds
     (default: nothing). The program's thread settings stay set after it returns.
     """
-    from vecspread.cli import main
+    from vecspread.cli import app
+    from vecspread.cli_edge import run_main
 
     data = stdin.encode() if isinstance(stdin, str) else (stdin or b"")
     argv, cwd_before, streams = sys.argv, os.getcwd(), (sys.stdin, sys.stdout, sys.stderr)
@@ -58,7 +59,7 @@ def run_cli(*args: object, cwd: str | os.PathLike | None = None, stdin: str | by
             if cwd is not None:
                 os.chdir(cwd)
             try:
-                main()
+                run_main(app, hard_exit=False)
             except SystemExit as e:
                 code = e.code
         finally:

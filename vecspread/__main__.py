@@ -1,3 +1,3 @@
-from vecspread.cli import main
+from vecspread.entry import main
 
 main()

@@ -16,9 +16,12 @@ from typing import Annotated, Any, List, Optional
 import typer
 
 from vecspread import __version__
-from vecspread.cli_edge import check_dir, check_new_file, console, ensure_dir, prepare, run_main, run_stage, stage, usage
+from vecspread.cli_edge import (check_dir, check_new_file, console, ensure_dir, prepare, run_main, run_stage, stage, usage,
+                                within)
 from vecspread.cli_options import codec_options, method_options, scanner_options, with_options
 from vecspread.codecs import REGISTRY as CODECS
+from vecspread.limits import (ATOMS_MAX_BITS, ATOMS_MAX_DIM, ATOMS_MAX_R2, MAX_BLOCK_SIZE, MAX_K, MAX_SEED,
+                              MAX_THREADS)
 from vecspread.params import positive_ints
 from vecspread.transforms import REGISTRY as METHODS
 
@@ -30,10 +33,10 @@ Distance = enum.Enum("Distance", {name: name for name in ("euclidean", "angular"
 
 
 Output = Annotated[str, typer.Option("--output", "-o", help="Output HDF5 file (written to a temporary file, then renamed).")]
-Threads = Annotated[Optional[int], typer.Option("--threads", help="Threads for faiss/torch (default: the cores this process may use).")]
+Threads = Annotated[Optional[int], typer.Option("--threads", callback=within(ge=1, le=MAX_THREADS), help="Threads for faiss/torch, 1 to 256 (default: the cores this process may use).")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")]
 JsonReport = Annotated[bool, typer.Option("--json", help="Print the whole report as one JSON object on stdout.")]
-BlockSize = Annotated[int, typer.Option("--block-size", min=1, help="Database vectors per block: memory is bounded by this, not by the database size.")]
+BlockSize = Annotated[int, typer.Option("--block-size", callback=within(ge=1, le=MAX_BLOCK_SIZE), help="Database vectors per block (at most 2^24): memory is bounded by this, not by the database size.")]
 Ranks = Annotated[str, typer.Option("--at", help="Comma-separated ranks k.")]
 
 app = typer.Typer(
@@ -97,7 +100,7 @@ def import_cmd(
 @command("gt")
 def gt_cmd(
     dataset: str = typer.Argument(..., help="Dataset artifact (or ann-benchmarks HDF5 file)."),
-    output: Output = ..., k: int = typer.Option(100, "-k", help="Neighbours per query."),
+    output: Output = ..., k: int = typer.Option(100, "-k", callback=within(ge=1, le=MAX_K), help="Neighbours per query (at most 100000)."),
     block_size: BlockSize = 65536, threads: Threads = None, as_json: Json = False,
 ) -> None:
     """Exact k-nearest neighbours of the queries in the database (faiss, block by block)."""
@@ -114,7 +117,7 @@ def train_cmd(
     dataset: str = typer.Argument(..., help="Dataset artifact; its learn set is used when present."),
     output: Output = ...,
     method: Method = typer.Option(..., "--method", "-m", help="Transform to fit: " + ", ".join(METHODS.names) + "."),
-    max_train: Optional[int] = typer.Option(None, "--max-train", min=1, help="Fit on at most this many training vectors (a seeded random sample)."),
+    max_train: Optional[int] = typer.Option(None, "--max-train", callback=within(ge=1), help="Fit on at most this many training vectors (a seeded random sample)."),
     after: Optional[str] = typer.Option(None, "--after", help="Model applied first: fit the method on that model's output for the learn set and write both as one chained model (database and queries each go through their own side of every stage), e.g. a catalyzer after a MIPS lift trained with --lift-only."),
     threads: Threads = None, as_json: Json = False, options: dict = {},
 ) -> None:
@@ -154,8 +157,8 @@ def encode_cmd(
 def search_cmd(
     codes: str = typer.Argument(..., help="Codes artifact from `vecspread encode`."),
     dataset: str = typer.Argument(..., help="Dataset whose queries (test set) are searched; the one the codes were encoded from."),
-    output: Output = ..., k: int = typer.Option(100, "-k", help="Results per query."),
-    block_size: int = typer.Option(65536, "--block-size", min=1, help="Codes per block: memory is bounded by this."),
+    output: Output = ..., k: int = typer.Option(100, "-k", callback=within(ge=1, le=MAX_K), help="Results per query (at most 100000)."),
+    block_size: int = typer.Option(65536, "--block-size", callback=within(ge=1, le=MAX_BLOCK_SIZE), help="Codes per block: memory is bounded by this."),
     threads: Threads = None, as_json: Json = False, options: dict = {},
 ) -> None:
     """Transform the queries with the stored model and scan the codes with the codec's scanner (Hamming, asymmetric lattice, ADC for PQ-family codes, E2LSH collisions).
@@ -201,9 +204,9 @@ def bench_cmd(
     outdir: str = typer.Option(..., "--output", "-o", help="Directory for bench.json, bench.md, bench.png and the artifacts."),
     bits: str = typer.Option("16,32,64,128", "--bits", help="Comma-separated bit budgets."),
     methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated: lsh, lsh-thresholds, itq, pca-sign, pca-lattice, pq, opq, lsq, catalyzer-lattice, catalyzer-sign, catalyzer-opq, nphash (default: all; with --quick a small set)."),
-    budget_minutes: Optional[float] = typer.Option(None, "--budget-minutes", min=0, help="Training time budget per learned model (it stops at the step that reaches it)."),
+    budget_minutes: Optional[float] = typer.Option(None, "--budget-minutes", callback=within(ge=0), help="Training time budget per learned model (it stops at the step that reaches it)."),
     quick: bool = typer.Option(False, "--quick", help="CI preset: fit on at most 5000 vectors, 1 short epoch for neural models, few OPQ/LSQ iterations."),
-    max_train: Optional[int] = typer.Option(None, "--max-train", min=1, help="Fit every model on at most this many training vectors."),
+    max_train: Optional[int] = typer.Option(None, "--max-train", callback=within(ge=1), help="Fit every model on at most this many training vectors."),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Write bench.png (needs matplotlib: pip install 'vecspread\\[plot]'; skipped with a note without it)."),
     threads: Threads = None, as_json: JsonReport = False,
 ) -> None:
@@ -228,11 +231,40 @@ def bench_cmd(
         typer.echo(Path(outdir, "bench.md").read_text())
 
 
+@command("verify")
+def verify_cmd(
+    files: List[str] = typer.Argument(..., help="Artifacts (any kind vecspread writes) and checkpoints."),
+    as_json: Json = False,
+) -> None:
+    """Check every member and attribute of each file against the fingerprints it records.
+
+    One line per file (ok, failed with what differs, or unverified when it records no fingerprint).
+    Exit code 1 when a file fails.
+    """
+    from vecspread.errors import CheckFailed
+    from vecspread.stages.verify import FAILED, verify_files
+
+    if "-" in files:
+        usage("verify reads named files, not '-'")
+    with console.progress() as progress:
+        records = verify_files(files, progress=progress)
+    if as_json:
+        counts = {status: sum(r["status"] == status for r in records) for status in ("ok", "failed", "unverified")}
+        typer.echo(json.dumps({"files": records, **counts}, sort_keys=True))
+    else:
+        for r in records:
+            detail = f": {'; '.join(r['problems'])}" if r["problems"] else ""
+            typer.echo(f"{r['status']:<10} {r['kind'] or '-':<12} {r['path']}{detail}")
+    failed = [r["path"] for r in records if r["status"] == FAILED]
+    if failed:
+        raise CheckFailed(f"{len(failed)} of {len(records)} files failed verification: {', '.join(failed)}")
+
+
 @command("atoms")
 def atoms_cmd(
-    dim: int = typer.Option(..., "--dim", "-d", help="Lattice dimension (the model's --dout)."),
-    r2: Optional[int] = typer.Option(None, "--r2", help="Squared radius."),
-    bits: Optional[int] = typer.Option(None, "--bits", help="Bit budget: choose the largest r^2 whose point count fits."),
+    dim: int = typer.Option(..., "--dim", "-d", callback=within(ge=1, le=ATOMS_MAX_DIM), help="Lattice dimension (the model's --dout)."),
+    r2: Optional[int] = typer.Option(None, "--r2", callback=within(ge=0, le=ATOMS_MAX_R2), help="Squared radius."),
+    bits: Optional[int] = typer.Option(None, "--bits", callback=within(ge=1, le=ATOMS_MAX_BITS), help="Bit budget: choose the largest r^2 whose point count fits."),
     list_atoms: bool = typer.Option(False, "--list", help="Also print every atom."),
     as_json: Json = False,
 ) -> None:
@@ -253,13 +285,13 @@ def atoms_cmd(
 def inspect_cmd(
     artifact: str = typer.Argument(..., help="Model (vecspread train) or codes (vecspread encode) artifact."),
     dataset: str = typer.Argument(..., help="Dataset: its first --nq queries and a sample of its database are used."),
-    nq: int = typer.Option(1000, "--nq", min=2, help="Queries: the first NQ of the test set."),
-    sample: int = typer.Option(200000, "--sample", min=0, help="Database vectors sampled (seeded) for the statistics; 0 = all."),
-    k: int = typer.Option(100, "-k", min=1, help="Uniformity compares the 1st with the k-th neighbour distance (paper: 100)."),
-    radii: int = typer.Option(40, "--radii", min=2, max=255, help="Radii in the epsilon-search sweep."),
+    nq: int = typer.Option(1000, "--nq", callback=within(ge=2), help="Queries: the first NQ of the test set."),
+    sample: int = typer.Option(200000, "--sample", callback=within(ge=0), help="Database vectors sampled (seeded) for the statistics; 0 = all."),
+    k: int = typer.Option(100, "-k", callback=within(ge=1, le=MAX_K), help="Uniformity compares the 1st with the k-th neighbour distance (paper: 100)."),
+    radii: int = typer.Option(40, "--radii", callback=within(ge=2, le=255), help="Radii in the epsilon-search sweep."),
     at: str = typer.Option("1,10,100", "--at", help="Ranks for id-based vs tie-aware recall (codes artifacts)."),
-    tol: float = typer.Option(1e-3, "--tol", min=0, help="Tie tolerance of the tie-aware recall (ann-benchmarks: 1e-3)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the database sample."),
+    tol: float = typer.Option(1e-3, "--tol", callback=within(ge=0), help="Tie tolerance of the tie-aware recall (ann-benchmarks: 1e-3)."),
+    seed: int = typer.Option(0, "--seed", callback=within(ge=0, le=MAX_SEED), help="Seed of the database sample."),
     figures: Optional[str] = typer.Option(None, "--figures", help="Directory for uniformity.png and epsilon.png (needs the plot extra: pip install 'vecspread\\[plot]')."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the full report (JSON: histograms, curves, code statistics) here."),
     block_size: BlockSize = 65536, threads: Threads = None,

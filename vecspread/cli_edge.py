@@ -12,16 +12,18 @@ import functools
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Optional
 
 import typer
 
 from vecspread.console import Console
-from vecspread.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, ConfigError, VecspreadError
+from vecspread.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, ConfigError, VecspreadError, interruption
 
 console = Console()
 _resources: contextlib.ExitStack | None = None
+_interruption_reported = False
 
 
 def stage(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -30,15 +32,22 @@ def stage(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         global _resources
+        # errors raised where Python cannot propagate them (HDF5 objects freed after a failed write: Cython
+        # reports them through sys.excepthook and sys.unraisablehook) would be printed as tracebacks; the
+        # stage reports the failure in its one line. Set here, not earlier: Typer sets its own excepthook
+        # each time the app is called. run_main puts the previous hooks back.
+        sys.unraisablehook, sys.excepthook = _quiet_unraisable, _quiet_excepthook
         try:
             with contextlib.ExitStack() as _resources:
+                if not console.verbose:  # library warnings (numpy overflow, torch) would break the one line
+                    _resources.enter_context(warnings.catch_warnings())
+                    warnings.simplefilter("ignore")
                 return func(*args, **kwargs)
         except VecspreadError as e:
             console.error(str(e))
             raise typer.Exit(e.exit_code) from None
-        except KeyboardInterrupt:
-            console.error("interrupted (no output was written)")
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as e:
+            raise typer.Exit(report_interruption(e, "; no output was written")) from None
         except OSError as e:
             console.error(f"{e.strerror or e} ({e.filename})" if getattr(e, "filename", None) else str(e))
             raise typer.Exit(EXIT_BAD_INPUT) from None
@@ -53,6 +62,16 @@ def stage(func: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(EXIT_INTERNAL) from None
 
     return wrapper
+
+
+def report_interruption(e: KeyboardInterrupt, detail: str = "") -> int:
+    """One line for SIGINT or SIGTERM; returns the exit code (130 or 143)."""
+    global _interruption_reported
+    i = interruption(e)
+    if not _interruption_reported:
+        console.error(i.message(detail))
+        _interruption_reported = True
+    return i.exit_code
 
 
 def prepare(output: Optional[str], inputs: list[Optional[str]], threads: Optional[int] = None,
@@ -96,6 +115,26 @@ def report(summary: dict[str, Any], as_json: bool, title: str) -> None:
         console.summary(title, summary)
 
 
+def within(ge: float | None = None, le: float | None = None) -> Callable[..., Any]:
+    """A Typer option callback: the value (when given) lies in [ge, le], or one line naming the flag and the
+    bound (as the declared hyper-parameters say it, see ``vecspread.params``)."""
+
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
+        if value is None or ctx.resilient_parsing:
+            return value
+        flag = next((o for o in param.opts if o.startswith("--")), param.opts[0])
+        text = f"{value:g}" if isinstance(value, float) else str(value)
+        if isinstance(value, float) and value != value:
+            usage(f"{flag} must be a number, got {text}")
+        if ge is not None and value < ge:
+            usage(f"{flag} must be at least {ge}, got {text}")
+        if le is not None and value > le:
+            usage(f"{flag} must be at most {le}, got {text}")
+        return value
+
+    return check
+
+
 def usage(message: str) -> NoReturn:
     raise ConfigError(message)
 
@@ -124,12 +163,24 @@ def ensure_dir(path: Optional[str]) -> None:
         Path(path).mkdir(parents=True, exist_ok=True)
 
 
-def run_main(app: typer.Typer) -> NoReturn:
-    """Console-script entry point: usage errors, like every other error, are one line and exit code 2."""
+def run_main(app: typer.Typer, *, hard_exit: bool = True) -> NoReturn:
+    """Console-script entry point: usage errors, like every other error, are one line and exit code 2.
+
+    ``hard_exit``: when an HDF5 output's writes failed (disk full), the process ends at once with its exit
+    code (``os._exit``): HDF5 would otherwise retry the writes at interpreter exit and crash.
+    """
     from typer._click import exceptions as click_exceptions
 
+    global _interruption_reported
+    _interruption_reported = False
+    hooks = sys.unraisablehook, sys.excepthook  # `stage` quietens them (see there)
     try:
         code = app(prog_name="vecspread", standalone_mode=False)
+        if code == EXIT_INTERRUPTED and not _interruption_reported:
+            # Typer turns an interruption outside a stage (while parsing or importing) into a bare 130
+            from vecspread.entry import last_interruption
+
+            code = report_interruption(last_interruption())
     except click_exceptions.NoArgsIsHelpError as e:
         e.show()  # `vecspread` alone, or a stage without arguments: the help text
         code = EXIT_BAD_INPUT
@@ -142,7 +193,32 @@ def run_main(app: typer.Typer) -> NoReturn:
         code = EXIT_BAD_INPUT
     except typer.Exit as e:
         code = e.exit_code
+    except VecspreadError as e:  # from an option's callback (`within`), before any stage runs
+        console.error(str(e))
+        code = e.exit_code
+    except KeyboardInterrupt as e:
+        code = report_interruption(e)
     except BrokenPipeError:  # e.g. `vecspread eval ... --json | head -c 10`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
-    sys.exit(code if isinstance(code, int) else 0)
+    finally:
+        if not hard_exit:
+            sys.unraisablehook, sys.excepthook = hooks
+    code = code if isinstance(code, int) else 0
+    from vecspread.io.atomic import ABANDONED
+
+    if hard_exit and ABANDONED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _quiet_unraisable(info: Any) -> None:
+    if console.verbose:
+        sys.__unraisablehook__(info)
+
+
+def _quiet_excepthook(*exc: Any) -> None:
+    if console.verbose:
+        sys.__excepthook__(*exc)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from vecspread.codecs import REGISTRY as CODECS
-from vecspread.errors import InputError, LineageError
-from vecspread.io.artifacts import Artifact, components_fingerprint, content_fingerprint, open_artifact, write_artifact
+from vecspread.errors import ConfigError, InputError, LineageError
+from vecspread.io.artifacts import Artifact, components_fingerprint, mismatch, open_artifact, write_artifact
 from vecspread.io.components import read_component, write_component
 from vecspread.transforms import STORED_TYPES, transform_class
 
@@ -29,10 +29,10 @@ def open_model(path: str) -> tuple[Artifact, Any]:
     fingerprint (modified or damaged after `train` wrote it) is refused."""
     art = open_artifact(path, "model", role="model")
     try:
-        recorded = art.file.attrs.get("fingerprint")
-        if recorded is not None and recorded != content_fingerprint(art.file):
-            raise InputError(f"model {path}: its contents do not match its recorded fingerprint (modified or damaged "
-                             "after `vecspread train` wrote it); train it again")
+        differ = art.verify()
+        if differ:
+            raise InputError(f"model {path}: {mismatch(differ)} (modified or damaged after `vecspread train` wrote "
+                             "it); train it again")
         return art, load_transform(art)
     except BaseException:
         art.close()
@@ -43,7 +43,7 @@ def open_codes(path: str) -> tuple[Artifact, Any, Any]:
     """A codes artifact with its transform and codec rebuilt (no code from the file is executed)."""
     art = open_artifact(path, "codes", role="codes")
     try:
-        if "codes" not in art.file or "codec" not in art.file:
+        if not art.has("codes") or not art.has("codec"):
             raise InputError(f"codes {path}: missing /codes or /codec (file damaged?)")
         recorded = art.file.attrs.get("components_fingerprint")
         if recorded is not None and recorded != components_fingerprint(art.file):
@@ -51,8 +51,10 @@ def open_codes(path: str) -> tuple[Artifact, Any, Any]:
                                "encoded with (file modified or damaged); encode again with `vecspread encode`")
         transform = load_transform(art)
         codec = load_codec(art)
-        if art.file["codes"].shape[1] != codec.code_size:
-            raise InputError(f"codes {path}: code size {art.file['codes'].shape[1]} != codec's {codec.code_size}")
+        codes = art.member("codes")
+        if codes.ndim != 2 or codes.dtype != "uint8" or codes.shape[1] != codec.code_size:
+            raise InputError(f"codes {path}: /codes is {codes.shape} {codes.dtype}, expected (n, {codec.code_size}) "
+                             "uint8 for its codec (file damaged?)")
         return art, transform, codec
     except BaseException:
         art.close()
@@ -61,23 +63,27 @@ def open_codes(path: str) -> tuple[Artifact, Any, Any]:
 
 def load_transform(art: Artifact) -> Any:
     """The fitted transform stored in a model or codes artifact."""
-    if "transform" not in art.file:
+    if not art.has("transform"):
         raise InputError(f"{art.path}: has no /transform group (not written by `vecspread train`?)")
-    type_name, config, weights = read_component(art.file["transform"], art.path)
+    type_name, config, weights = read_component(art.group("transform"), art.path)
     if type_name not in STORED_TYPES:
         raise InputError(f"{art.path}: transform type {type_name!r} is unknown to this vecspread version")
     try:
         return transform_class(type_name).from_state(config, weights)
+    except ConfigError as e:  # a stored hyper-parameter out of its bounds (the file was edited)
+        raise InputError(f"{art.path}: transform {type_name}: its stored config is refused: {e}") from None
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"{art.path}: transform {type_name} cannot be rebuilt from the file ({e})") from None
 
 
 def load_codec(art: Artifact) -> Any:
     """The codec stored in the ``/codec`` group of a model or codes artifact."""
-    type_name, config, arrays = read_component(art.file["codec"], art.path)
+    type_name, config, arrays = read_component(art.group("codec"), art.path)
     if type_name not in CODECS:
         raise InputError(f"{art.path}: codec {type_name!r} is unknown to this vecspread version")
     try:
         return CODECS.load(type_name).from_state(config, arrays)
+    except ConfigError as e:
+        raise InputError(f"{art.path}: codec {type_name}: its stored config is refused: {e}") from None
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"{art.path}: codec {type_name} cannot be rebuilt from the file ({e})") from None

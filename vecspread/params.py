@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterator, Mapping
 
 from vecspread.errors import ConfigError
+from vecspread.limits import MAX_SEED
 
 
 @dataclass(frozen=True)
@@ -269,3 +270,8 @@ def positive_ints(text: str, flag: str, example: str = "1,10,100") -> list[int]:
     if not values or any(v <= 0 for v in values):
         raise ConfigError(f"{flag} {text!r}: expected comma-separated positive integers, e.g. {example}")
     return values
+
+
+def seed_param(default: int = 0, help: str = "Random seed", **kwargs: Any) -> Param:
+    """A ``seed`` parameter: an integer in 0 .. 2^32 - 1 (numpy and torch take 32-bit seeds)."""
+    return Param(kwargs.pop("name", "seed"), int, default, help, ge=0, le=MAX_SEED, **kwargs)

@@ -15,6 +15,8 @@ import sys
 from dataclasses import dataclass
 from typing import Iterator
 
+from vecspread.errors import ConfigError
+from vecspread.limits import MAX_THREADS
 from vecspread.params import Param, ParamSet
 
 #: the run settings a neural method's ``fit`` takes (declared once; the command line offers them)
@@ -51,6 +53,13 @@ def available_cores() -> int:
 _chosen_threads: int | None = None
 
 
+def checked_threads(threads: int) -> int:
+    """``threads`` as an int, or ConfigError past ``limits.MAX_THREADS``."""
+    if int(threads) > MAX_THREADS:
+        raise ConfigError(f"--threads must be at most {MAX_THREADS}, got {threads}")
+    return int(threads)
+
+
 def set_threads(threads: int | None) -> int:
     """Set faiss (and torch, when imported) to ``threads`` (default: available cores) for the process.
 
@@ -58,7 +67,7 @@ def set_threads(threads: int | None) -> int:
     choice is remembered, so torch, imported later by a neural transform, gets it too.
     """
     global _chosen_threads
-    n = available_cores() if threads is None or threads <= 0 else int(threads)
+    n = available_cores() if threads is None or threads <= 0 else checked_threads(threads)
     _chosen_threads = n
     _limit_blas_threads(n)
     _set_faiss_torch(n)
@@ -75,13 +84,20 @@ def threads_within(threads: int | None) -> Iterator[None]:
         return
     torch = sys.modules.get("torch")
     saved = faiss.omp_get_max_threads(), torch.get_num_threads() if torch is not None else None
-    _set_faiss_torch(int(threads))
+    _set_faiss_torch(checked_threads(threads))
     try:
         yield
     finally:
         faiss.omp_set_num_threads(saved[0])
         if saved[1] is not None:
             torch.set_num_threads(saved[1])
+
+
+def current_threads(threads: int | None = None) -> int:
+    """The thread count a run uses: ``threads`` when given, else the process's (the available cores by
+    default). Recorded with a trained model: a seeded neural run is bit for bit reproducible only with
+    the same thread count (torch's CPU reductions are split per thread)."""
+    return int(threads) if threads else (_chosen_threads or available_cores())
 
 
 def configure_torch() -> None:

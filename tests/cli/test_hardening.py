@@ -27,7 +27,9 @@ import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, cli_command, cli_env, partial_files, run_cli
-from vecspread.io.artifacts import content_fingerprint
+from vecspread.io.atomic import partial_path
+from vecspread.io.fingerprints import of_file as content_fingerprint
+from vecspread.io.owners import process_tag
 from vecspread.io.formats import write_vectors
 from vecspread.neural.checkpoint import read_checkpoint
 from vecspread.scanners import search
@@ -56,8 +58,8 @@ def start(*args: object) -> subprocess.Popen:
 
 
 def partial_name(target: Path) -> re.Pattern:
-    """The documented name of a file being written to ``target``: .NAME.PID.partial beside it."""
-    return re.compile(rf"^\.{re.escape(target.name)}\.(\d+)\.partial$")
+    """The documented name of a file being written to ``target``: .NAME.PID.MACHINE-NAMESPACE-START.partial."""
+    return re.compile(rf"^\.{re.escape(target.name)}\.(\d+)\.[0-9a-f]{{12}}-\d+-\d+\.partial$")
 
 
 def assert_complete_artifact(path: Path, kind: str) -> str:
@@ -538,7 +540,7 @@ def kill_moments(stage: str, seconds: float) -> list:
 def kill_at(args: tuple, moment, target: Path) -> subprocess.Popen:
     proc = start(*args)
     if moment == "partial":  # this process's own partial file (python -m vecspread runs as proc itself)
-        mine = target.with_name(f".{target.name}.{proc.pid}.partial")
+        mine = partial_path(target, process_tag(proc.pid))
         deadline = time.monotonic() + 120
         while proc.poll() is None and not mine.exists() and time.monotonic() < deadline:
             time.sleep(0.002)
@@ -603,7 +605,9 @@ def test_sigkill_leaves_no_half_written_artifact(big, stage, tmp_path):
     check_kill_sequence(seq, target, KINDS[stage], big.reference[stage])
     if stage in ("import", "encode"):  # they write for most of the run: the "partial" kill is mid-write
         last = seq["kills"][-1]
-        assert last["rc"] == -signal.SIGKILL and f".{target.name}.{last['pid']}.partial" in last["others"], (
+        pattern = partial_name(target)
+        assert last["rc"] == -signal.SIGKILL and any(
+            (m := pattern.match(name)) and int(m.group(1)) == last["pid"] for name in last["others"]), (
             f"no kill landed mid-write: {seq}")
 
 
@@ -655,8 +659,8 @@ def catalyzer_runs(small, tmp_path_factory) -> dict:
            "checkpoint_files_after_kill": sorted(os.listdir(ck.parent))}
     rec["checkpoint_epoch"] = read_checkpoint(str(ck), "catalyzer")[0]["epoch"]
     # what a SIGKILL inside write_checkpoint leaves behind (its window is too short to hit on purpose):
-    # the checkpoint is written to .ck.h5.PID.partial, then renamed onto the checkpoint
-    rec["stale_tmp"] = ck.parent / f".ck.h5.{victim.pid}.partial"
+    # the checkpoint is written to .ck.h5.TAG.partial, then renamed onto the checkpoint
+    rec["stale_tmp"] = partial_path(ck, process_tag(victim.pid))
     rec["stale_tmp"].write_bytes(b"half a checkpoint")
     _, err = run_a.communicate(timeout=300)
     assert run_a.returncode == 0, err
@@ -683,7 +687,7 @@ def test_checkpoint_resume_after_sigkill_equals_uninterrupted_run(catalyzer_runs
 
 
 def test_checkpoint_temp_file_of_a_killed_write_is_cleaned_or_obviously_partial(catalyzer_runs):
-    """README: temporary files are named .NAME.PID.partial and those of dead processes are removed the
+    """README: temporary files are named .NAME.TAG.partial and those of dead processes are removed the
     next time the target is written. The checkpoint writer's temporary file must follow the same rule."""
     stale: Path = catalyzer_runs["stale_tmp"]
     assert catalyzer_runs["resumed"][0] == 0

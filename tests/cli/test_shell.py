@@ -61,7 +61,7 @@ def complete_bash(words: str, cword: int) -> list[str]:
 
 @pytest.mark.parametrize("words, cword, expected", [
     ("vecspread tr", 1, {"train"}),
-    ("vecspread ", 1, {"import", "gt", "train", "encode", "search", "eval", "atoms", "inspect", "demo"}),
+    ("vecspread ", 1, {"import", "gt", "train", "encode", "search", "eval", "atoms", "inspect", "verify", "demo"}),
     ("vecspread train x --me", 3, {"--method"}),
     ("vecspread encode m.h5 d.h5 --bl", 4, {"--block-size"}),
     ("vecspread train x --method ", 4, set(METHOD_NAMES)),
@@ -235,7 +235,7 @@ def test_dataset_read_from_stdin(pipeline, tmp_path):
 # --json, --quiet, stderr for logs, no progress bars without a terminal
 
 WRITING = ["import", "gt", "train", "encode", "search"]
-REPORTING = [*WRITING, "eval", "inspect", "atoms", "bench"]  # demo is too slow for the suite
+REPORTING = [*WRITING, "eval", "inspect", "atoms", "verify", "bench"]  # demo is too slow for the suite
 
 
 def stage_args(stage: str, p, out: Path) -> tuple:
@@ -248,6 +248,7 @@ def stage_args(stage: str, p, out: Path) -> tuple:
         "eval": ("eval", p.sign_results, p.gt, "--at", "1,10"),
         "inspect": ("inspect", p.rot32, p.data.h5, "--nq", 5, "--sample", 200, "-k", 10, "--radii", 4),
         "atoms": ("atoms", "--dim", 8, "--bits", 16),
+        "verify": ("verify", p.data.h5, p.rot32, p.sign_codes, p.sign_results, p.gt),
         "bench": ("bench", p.data.h5, "-o", out.with_suffix(""), "--quick", "--methods", "lsh", "--bits", 16,
                   "--no-plot"),
     }[stage]

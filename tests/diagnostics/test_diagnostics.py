@@ -476,12 +476,14 @@ def test_inspect_model_with_a_trained_codec_encodes_the_sample(pipeline, tmp_pat
 
     import h5py
 
+    from vecspread.io import fingerprints
     from vecspread.io.components import write_component
 
     model = tmp_path / "rot32_sign.h5"
     shutil.copy(pipeline.rot32, model)
     with h5py.File(model, "a") as f:  # as `train` stores a codec fitted with the transform (e.g. ITQ's bits)
         write_component(f.create_group("codec"), "sign", {"d": 32, "bits": 32, "code_size": 4}, {})
+        fingerprints.record(f)  # and records the fingerprint of what it wrote
     report = dg_report.inspect(str(model), str(pipeline.data.h5), nq=10, k=10, sample=300, seed=2)
     art, transform = open_model(str(model))
     with art:

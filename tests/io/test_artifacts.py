@@ -15,8 +15,10 @@ import pytest
 
 from conftest import assert_one_line_error, brute_force_knn, cli_ok, l2_distances, partial_files, run_cli
 from vecspread.errors import InputError
-from vecspread.io.artifacts import KINDS, check_output_path, content_fingerprint, open_artifact, write_artifact
+from vecspread.io.artifacts import KINDS, check_output_path, open_artifact, write_artifact
+from vecspread.io.fingerprints import of_file as content_fingerprint
 from vecspread.io.atomic import clean_stale_partials, partial_path
+from vecspread.io.owners import process_tag
 from vecspread.io.datasets import Dataset
 from vecspread.io.formats import write_vectors
 from vecspread.io.components import read_component, write_component
@@ -127,15 +129,36 @@ def test_stale_partials_of_dead_processes_are_removed(tmp_path):
     target = tmp_path / "out.h5"
     proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(proc.stdout)
-    stale = tmp_path / f".out.h5.{dead_pid}.partial"
+    stale = partial_path(target, process_tag(dead_pid))
     stale.write_bytes(b"half")
     mine = partial_path(target)
     mine.write_bytes(b"in progress")
-    other = tmp_path / ".other.h5.1.partial"  # another target: not ours to clean
+    other = tmp_path / f".other.h5.{process_tag(dead_pid)}.partial"  # another target: not ours to clean
     other.write_bytes(b"x")
     clean_stale_partials(target)
     assert not stale.exists()
     assert mine.exists() and other.exists()
+
+
+def test_partials_of_other_machines_and_namespaces_are_never_taken_for_stale(tmp_path):
+    """Issue 13: a writer in another PID namespace (a container on the same volume) or on another host
+    is alive as far as we can know; a PID reused by a newer process does not keep a stale file alive."""
+    target = tmp_path / "out.h5"
+    pid, rest = process_tag().split(".", 1)
+    machine, namespace, start = rest.split("-")
+    dead_pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                                  text=True).stdout)
+    foreign = [
+        partial_path(target, f"{dead_pid}.{'0' * 12}-{namespace}-{start}"),  # another machine (boot id)
+        partial_path(target, f"{dead_pid}.{machine}-{int(namespace) + 1}-{start}"),  # another PID namespace
+        partial_path(target, f"{dead_pid}.not-a-tag"),  # not a name we write: left alone
+    ]
+    reused = partial_path(target, f"{os.getppid()}.{machine}-{namespace}-1")  # a running PID, started later
+    for p in foreign + [reused]:
+        p.write_bytes(b"x")
+    clean_stale_partials(target)
+    assert all(p.exists() for p in foreign)
+    assert not reused.exists()
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,13 +185,17 @@ def test_fingerprint_depends_on_content_not_path(tmp_path, syn):
         assert x.fingerprint == y.fingerprint == _fingerprint(syn.h5)
 
 
-def test_content_fingerprint_sees_names_dtypes_shapes_and_values(tmp_path):
+def test_content_fingerprint_sees_names_dtypes_shapes_and_values(tmp_path, monkeypatch):
+    from vecspread.io import fingerprints
+
+    monkeypatch.setattr(fingerprints, "BLOCK_ROWS", 3)  # several blocks per dataset
+
     def fp(build) -> str:
         path = tmp_path / "f.h5"
         with h5py.File(path, "w") as f:
             build(f)
         with h5py.File(path, "r") as f:
-            return content_fingerprint(f, block_rows=3)
+            return fingerprints.compute(f)
 
     x = np.arange(20, dtype=np.float32).reshape(10, 2)
     ref = fp(lambda f: f.create_dataset("a", data=x))
@@ -379,9 +406,11 @@ def test_cli_refuses_model_with_planted_object(pipeline, tmp_path):
     # the recorded fingerprint no longer matches: refused as modified
     rc, _, stderr = run_cli("encode", model, pipeline.data.h5, "--codec", "sign", "-o", out)
     assert "fingerprint" in assert_one_line_error(rc, stderr)
-    # an attacker can recompute the fingerprint: the loader itself still accepts numbers only
+    # an attacker can recompute the fingerprints: the loader itself still accepts numbers only
+    from vecspread.io import fingerprints
+
     with h5py.File(model, "a") as f:
-        f.attrs["fingerprint"] = content_fingerprint(f)
+        fingerprints.record(f)
     rc, _, stderr = run_cli("encode", model, pipeline.data.h5, "--codec", "sign", "-o", out)
     line = assert_one_line_error(rc, stderr)
     assert "evil" in line and "numeric" in line

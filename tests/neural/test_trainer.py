@@ -9,6 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from torch_fixtures import one_thread  # noqa: E402,F401  (autouse: every test runs on one thread)
+from vecspread.io import fingerprints
 from vecspread.errors import ConfigError, InputError  # noqa: E402
 from vecspread.neural.checkpoint import read_checkpoint, write_checkpoint  # noqa: E402
 from vecspread.neural.validation import split_sizes  # noqa: E402
@@ -44,6 +45,10 @@ def test_checkpoint_of_another_kind_or_format_is_refused(tmp_path):
     with h5py.File(path, "a") as f:
         del f["meta"]
         f["meta"] = np.frombuffer(b'{"kind": "nphash", "format": 1}', np.uint8)
+    with pytest.raises(InputError, match="member 'meta' does not match its recorded fingerprint"):
+        read_checkpoint(path, "nphash")
+    with h5py.File(path, "a") as f:  # the same edit with the fingerprints rewritten: the format is checked
+        fingerprints.record(f)
     with pytest.raises(InputError, match="format 1"):
         read_checkpoint(path, "nphash")
     with pytest.raises(InputError, match="does not exist"):

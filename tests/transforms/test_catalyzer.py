@@ -10,6 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 faiss = pytest.importorskip("faiss")
 
+from vecspread.io.fingerprints import RECORD_ATTRS as FINGERPRINT_ATTRS
 from vecspread.codecs.lattice.codec import LatticeCodec  # noqa: E402
 from vecspread.errors import ConfigError, InputError  # noqa: E402
 from vecspread.neural.checkpoint import read_checkpoint  # noqa: E402
@@ -326,7 +327,7 @@ def test_checkpoint_holds_only_numeric_datasets(clustered, tmp_path):
             found.append(name)
 
     with h5py.File(ck, "r") as f:
-        assert not f.attrs.keys()
+        assert set(f.attrs) == {"vecspread_kind", *FINGERPRINT_ATTRS} and f.attrs["vecspread_kind"] == "checkpoint"
         f.visititems(visit)
     want = {"meta", "rng/torch", "model/net.0.weight", "optimizer/0/momentum_buffer", "best/net.0.weight"}
     assert want <= set(found)

@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 faiss = pytest.importorskip("faiss")
 
 from conftest import fit_method  # noqa: E402
+from vecspread.io.fingerprints import RECORD_ATTRS as FINGERPRINT_ATTRS
 from vecspread.codecs.sign.codec import SignCodec  # noqa: E402
 from vecspread.errors import ConfigError, InputError  # noqa: E402
 from vecspread.io.components import read_component, write_component  # noqa: E402
@@ -268,7 +269,7 @@ def test_checkpoint_holds_only_numeric_datasets(clustered, tmp_path):
             found.append(name)
 
     with h5py.File(ck, "r") as f:
-        assert not f.attrs.keys()
+        assert set(f.attrs) == {"vecspread_kind", *FINGERPRINT_ATTRS} and f.attrs["vecspread_kind"] == "checkpoint"
         f.visititems(visit)
     want = {"meta", "rng/torch", "model/net.0.weight", "optimizer/0/exp_avg", "optimizer/0/step", "best/net.0.weight"}
     assert want <= set(found)

@@ -86,7 +86,7 @@ def inspect(
     with art, Dataset(dataset) as ds:
         if kind == "codes":
             check_lineage(art, "dataset", ds.art, "codes were encoded from")
-        elif "codec" in art.file:
+        elif art.has("codec"):
             codec = load_codec(art)
         if ds.d != transform.d_in:
             raise InputError(
@@ -110,7 +110,7 @@ def inspect(
             "dataset": dataset, "distance": ds.distance, "transformed_distance": TRANSFORMED_DISTANCE,
             "nq": nq, "n_database": n_db, "n_sample": db.n, "k": k, "seed": seed,
         }
-        codes_file = art.file["codes"] if kind == "codes" else None
+        codes_file = art.member("codes") if kind == "codes" else None
         knn, codes = _knn_pass(db, spaces, k, codes_file, codec, progress)
 
         # the true nearest neighbours (input space, ties included) and a random partner per query
@@ -139,7 +139,7 @@ def inspect(
             report["codes"] = code_report(codes, codec, source="codes file" if kind == "codes" else "model codec")
         if kind == "codes":
             report["recall"] = _recall_report(
-                ds, art.file["codes"], codec, xq, spaces["transformed"][0], recall_at, tol, block_size, progress
+                ds, art, codec, xq, spaces["transformed"][0], recall_at, tol, block_size, progress
             )
     report["seconds"] = round(time.perf_counter() - t0, 3)
     return report
@@ -253,20 +253,22 @@ def _range_pass(
 
 
 def _recall_report(
-    ds: Dataset, codes_file: Any, codec: Any, xq: np.ndarray, yq: np.ndarray, recall_at: Sequence[int],
+    ds: Dataset, codes_art: Any, codec: Any, xq: np.ndarray, yq: np.ndarray, recall_at: Sequence[int],
     tol: float, block_size: int, progress: Progress,
 ) -> dict[str, Any]:
     """Search the queries over all codes; id-based and tie-aware k-recall@k against the full database."""
-    n_db, nq = codes_file.shape[0], len(xq)
-    have_gt = ds.has("neighbors") and ds.has("distances") and ds.file["neighbors"].shape[0] >= nq
-    kgt = int(ds.file["neighbors"].shape[1]) if have_gt else max(recall_at)
+    from vecspread.scanners.base import code_blocks
+
+    n_db, nq = codes_art.member("codes").shape[0], len(xq)
+    have_gt = ds.has("neighbors") and ds.has("distances") and ds.member("neighbors").shape[0] >= nq
+    kgt = int(ds.member("neighbors").shape[1]) if have_gt else max(recall_at)
     ks = sorted({int(kk) for kk in recall_at if 1 <= kk <= min(kgt, n_db)})
     if not ks:
         return {"k": [], "ids": {}, "tie_aware": {}, "tol": tol, "groundtruth": None}
     kmax = ks[-1]
     if have_gt:
-        gt_I = ds.file["neighbors"][:nq].astype(np.int64)
-        gt_D = ds.file["distances"][:nq].astype(np.float32)
+        gt_I = ds.member("neighbors")[:nq].astype(np.int64)
+        gt_D = ds.member("distances")[:nq].astype(np.float32)
         source = "dataset"
     else:
         progress.log("inspect: no ground truth in the dataset, computing exact k-NN of the queries")
@@ -275,7 +277,7 @@ def _recall_report(
     from vecspread.scanners import search
 
     progress.log(f"inspect: searching {nq} queries over {n_db} codes")
-    _, I = search(codec, yq, (codes_file[s : s + block_size] for s in range(0, n_db, block_size)), kmax)
+    _, I = search(codec, yq, code_blocks(codes_art, block_size), kmax)
     D_true = true_distances(xq, I, lambda ids: ds.read_rows("train", ids, block_size), ds.distance)
     tie = {str(kk): float((D_true[:, :kk] <= gt_D[:, kk - 1 : kk].astype(np.float64) + tol).sum(axis=1).mean() / kk)
            for kk in ks}

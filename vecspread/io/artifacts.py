@@ -5,7 +5,8 @@ Root attributes on every file vecspread writes:
 - ``vecspread_kind``: dataset | groundtruth | model | codes | results
 - ``vecspread_version``, ``created_by`` (the command line), ``params`` (JSON)
 - ``inputs``: JSON list of ``{"role", "path", "kind", "fingerprint"}``, one per input artifact
-- ``fingerprint``: a content hash of every dataset in the file (computed when the file is closed)
+- ``fingerprint``: a content hash of the file (its datasets and the attributes that define it), with
+  ``member_fingerprints`` (one digest per dataset) and ``fingerprint_scheme``: ``vecspread.io.fingerprints``
 
 Files are written to a partial file beside the target and renamed into place only when complete
 (:func:`write_artifact`, through ``vecspread.io.atomic``), so an interrupted run never leaves a
@@ -23,6 +24,7 @@ import os
 import shlex
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -31,7 +33,9 @@ import numpy as np
 
 from vecspread import __version__
 from vecspread.errors import InputError, LineageError
-from vecspread.io.atomic import atomic_output
+from vecspread.io import fingerprints, safety
+from vecspread.io.atomic import abandon, atomic_output, check_free_space, write_failed
+from vecspread.io.paths import readable_file, writable_target
 
 KINDS = ("dataset", "groundtruth", "model", "codes", "results")
 DISTANCES = ("euclidean", "angular", "dot")
@@ -57,7 +61,12 @@ class Closing:
 
 @dataclass
 class Artifact(Closing):
-    """An open artifact: the h5py file, its kind and its fingerprint."""
+    """An open artifact: the h5py file, its kind and its fingerprint.
+
+    Members are read through :meth:`member` (checked by ``vecspread.io.safety``), :meth:`read` and
+    :meth:`blocks` (verified against the recorded member digests as they are read, see
+    ``vecspread.io.fingerprints``).
+    """
 
     path: str
     file: h5py.File
@@ -66,11 +75,19 @@ class Artifact(Closing):
 
     @property
     def params(self) -> dict[str, Any]:
-        return json.loads(self.file.attrs.get("params", "{}"))
+        return self._json_attr("params", {})
 
     @property
     def inputs(self) -> list[dict[str, Any]]:
-        return json.loads(self.file.attrs.get("inputs", "[]"))
+        value = self._json_attr("inputs", [])
+        return [r for r in value if isinstance(r, dict)] if isinstance(value, list) else []
+
+    def _json_attr(self, key: str, default: Any) -> Any:
+        try:
+            value = json.loads(self.file.attrs.get(key, json.dumps(default)))
+        except (TypeError, ValueError):
+            raise InputError(f"{self.path}: its '{key}' attribute is not valid JSON (file damaged or edited)") from None
+        return value if isinstance(value, type(default)) else default
 
     def input(self, role: str) -> dict[str, Any] | None:
         """The provenance record of the input that played ``role`` (e.g. "dataset", "model")."""
@@ -78,6 +95,55 @@ class Artifact(Closing):
             if rec.get("role") == role:
                 return rec
         return None
+
+    def has(self, name: str) -> bool:
+        return name in self.file
+
+    def member(self, name: str, *, numeric: bool = True) -> h5py.Dataset:
+        """The dataset ``name``, safe to read (``vecspread.io.safety``), with its recorded shape and dtype."""
+        ds = safety.member(self.file, name, self.path, numeric=numeric)
+        rec = self._recorded(name)
+        if rec is not None and (list(ds.shape) != rec.get("shape") or ds.dtype.str != rec.get("dtype")):
+            raise InputError(f"{self.path}: '{name}' is {ds.shape} {ds.dtype.str}, not the {tuple(rec.get('shape') or ())} "
+                             f"{rec.get('dtype')} it was written as (file modified or damaged)")
+        return ds
+
+    def group(self, name: str) -> h5py.Group:
+        """The group ``name`` (a model's ``transform`` or ``codec``), checked (``vecspread.io.safety``)."""
+        return safety.subgroup(self.file, name, self.path)
+
+    def read(self, name: str) -> np.ndarray:
+        """The whole of ``name`` (an array with a first axis), verified against its recorded digest."""
+        blocks = [b for _, b in self.blocks(name)]
+        return np.concatenate(blocks) if blocks else self.member(name)[()]
+
+    def blocks(self, name: str, block_size: int = DEFAULT_BLOCK_SIZE) -> Iterator[tuple[int, np.ndarray]]:
+        """(start, raw block) of ``name`` in row order; after the last block, the member's recorded digest
+        is checked (InputError when it differs, before the caller can finish its output)."""
+        ds = self.member(name)
+        rec = self._recorded(name)
+        digest = fingerprints.MemberDigest(name, ds) if rec is not None else None
+        for start in range(0, ds.shape[0], block_size):
+            block = ds[start : start + block_size]
+            if digest is not None:
+                digest.update(block)
+            yield start, block
+        if digest is not None and digest.hexdigest() != rec.get("digest"):
+            raise InputError(f"{self.path}: '{name}' does not match its recorded fingerprint (file modified or "
+                             "damaged after it was written)")
+
+    def _recorded(self, name: str) -> dict[str, Any] | None:
+        members = self._members
+        rec = members.get(name) if members is not None else None
+        return rec if isinstance(rec, dict) else None
+
+    @cached_property
+    def _members(self) -> dict[str, Any] | None:
+        return fingerprints.recorded_members(self.file)
+
+    def verify(self) -> list[str]:
+        """What does not match the recorded fingerprints (:func:`differences`). Reads every member."""
+        return differences(self.file)
 
     def close(self) -> None:
         self.file.close()
@@ -105,23 +171,52 @@ def open_artifact(path: str | os.PathLike, expect: str | tuple[str, ...], role: 
                 + _kind_hint(expected)
             )
         fp = f.attrs.get("fingerprint")
-        fingerprint = str(fp) if fp is not None else content_fingerprint(f)
+        fingerprint = str(fp) if fp is not None else fingerprints.compute(f)
+        changed = fingerprints.changed_entries(f)  # cheap: attributes only
+        if changed:
+            raise InputError(f"{role} {path}: {mismatch([describe_entry(e) for e in changed])} "
+                             "(file modified or damaged after it was written)")
         return Artifact(path=path, file=f, kind=kind, fingerprint=fingerprint)
     except BaseException:
         f.close()
         raise
 
 
+def differences(f: h5py.File) -> list[str]:
+    """What in ``f`` does not match its recorded fingerprints: member names, attributes ("attribute 'config'
+    of /transform"), links, or "fingerprint" when only the record itself differs; [] when all match or
+    nothing is recorded. Reads every member."""
+    recorded = f.attrs.get("fingerprint")
+    members = fingerprints.recorded_members(f)
+    if recorded is None:
+        return []
+    if members is None:  # written before scheme 2
+        return [] if str(recorded) == fingerprints.fingerprint_v1(f) else ["fingerprint"]
+    found = {name: fingerprints.describe(f[name]) for name in fingerprints.dataset_names(f)}
+    bad = [f"member '{n}'" for n in sorted(set(found) | set(members)) if found.get(n) != members.get(n)]
+    bad += [describe_entry(e) for e in fingerprints.changed_entries(f)]
+    structure = fingerprints.structure_digest(fingerprints.structure_entries(f))
+    if not bad and fingerprints.combine(structure, found) != str(recorded):
+        bad = ["fingerprint"]  # the record itself was edited
+    return bad
+
+
+def mismatch(differ: list[str]) -> str:
+    """``differences`` as words: "member 'codes' does not match its recorded fingerprint"."""
+    return f"{', '.join(differ)} {'does' if len(differ) == 1 else 'do'} not match its recorded fingerprint"
+
+
+def describe_entry(entry: str) -> str:
+    """A structure entry (``vecspread.io.fingerprints``) in words: ``transform@config`` -> "attribute
+    'config' of /transform"."""
+    if entry.endswith("->"):
+        return f"link /{entry[:-2]}"
+    where, _, key = entry.rpartition("@")
+    return f"attribute '{key}' of {'/' if where == '/' else '/' + where}"
+
+
 def _open_h5(path: str, role: str) -> h5py.File:
-    if path == "":
-        raise InputError(f"{role}: empty path")
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{role} {path}: no such file")
-    if p.is_dir():
-        raise InputError(f"{role} {path}: is a directory, expected an HDF5 file")
-    if not os.access(p, os.R_OK):
-        raise InputError(f"{role} {path}: permission denied (check the file's permissions)")
+    path = readable_file(path, role)
     if not h5py.is_hdf5(path):
         raise InputError(
             f"{role} {path}: not an HDF5 file (vector files such as .fvecs go through `vecspread import` first)"
@@ -156,20 +251,6 @@ def _short(e: BaseException) -> str:
     return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
 
 
-def content_fingerprint(f: h5py.File, block_rows: int = DEFAULT_BLOCK_SIZE) -> str:
-    """A blake2b hash of every dataset in the file (names, dtypes, shapes and bytes), read in blocks.
-
-    The root ``distance`` attribute is hashed too: the same vectors under another metric are another
-    dataset (their ground truth differs).
-    """
-    h = hashlib.blake2b(digest_size=16)
-    distance = f.attrs.get("distance")
-    if distance is not None:
-        h.update(f"distance={distance.decode() if isinstance(distance, bytes) else distance}|".encode())
-    _hash_datasets(h, f, block_rows)
-    return h.hexdigest()
-
-
 def components_fingerprint(f: h5py.File, names: tuple[str, ...] = ("transform", "codec")) -> str:
     """A blake2b hash of the model groups (their type/config attributes and weights) present in ``f``.
 
@@ -182,22 +263,12 @@ def components_fingerprint(f: h5py.File, names: tuple[str, ...] = ("transform", 
             continue
         group = f[name]
         h.update(f"{name}|{group.attrs.get('type')}|{group.attrs.get('config')}|".encode())
-        _hash_datasets(h, group)
+        for ds_name in fingerprints.dataset_names(group):
+            ds = group[ds_name]
+            h.update(f"{ds_name}|{ds.dtype.str}|{ds.shape}|".encode())
+            if safety.unsafe_reason(ds) is None:
+                h.update(np.ascontiguousarray(ds[()]).tobytes())
     return h.hexdigest()
-
-
-def _hash_datasets(h: Any, group: h5py.Group, block_rows: int = DEFAULT_BLOCK_SIZE) -> None:
-    """Feed every dataset below ``group`` (name, dtype, shape, bytes; sorted by name) to the hash ``h``."""
-    names: list[str] = []
-    group.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
-    for name in sorted(names):
-        ds = group[name]
-        h.update(f"{name}|{ds.dtype.str}|{ds.shape}|".encode())
-        if ds.shape == ():
-            h.update(np.asarray(ds[()]).tobytes())
-            continue
-        for start in range(0, ds.shape[0], block_rows):
-            h.update(np.ascontiguousarray(ds[start : start + block_rows]).tobytes())
 
 
 def provenance(art: Artifact, role: str) -> dict[str, Any]:
@@ -234,15 +305,9 @@ def command_line() -> str:
 
 
 def check_output_path(output: str | os.PathLike, inputs: list[str | os.PathLike]) -> Path:
-    """Refuse an output whose directory is missing or that would overwrite one of the inputs."""
-    out = Path(output)
-    if out.name == "":
-        raise InputError(f"output {output}: not a file name")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"output {output}: directory {parent} does not exist (create it first)")
-    if out.is_dir():
-        raise InputError(f"output {output}: is a directory; give a file name")
+    """Refuse an output that is not a regular file (or absent), whose directory is missing, or that would
+    overwrite one of the inputs."""
+    out = writable_target(output)
     for inp in inputs:
         if inp is None:
             continue
@@ -262,6 +327,7 @@ def write_artifact(
     params: dict[str, Any] | None = None,
     inputs: list[dict[str, Any]] | None = None,
     attrs: dict[str, Any] | None = None,
+    expected_bytes: int = 0,
 ) -> Iterator[h5py.File]:
     """Create an artifact atomically: yields an h5py.File open on a temporary path.
 
@@ -270,6 +336,8 @@ def write_artifact(
     ``output`` is left as it was.
     """
     assert kind in KINDS, kind
+    if expected_bytes:
+        check_free_space(output, expected_bytes)
     with atomic_output(output) as tmp:
         f = h5py.File(tmp, "w")
         try:
@@ -282,11 +350,14 @@ def write_artifact(
                 f.attrs[key] = value
             yield f
             f.flush()
-            f.attrs["fingerprint"] = content_fingerprint(f)
+            fingerprints.record(f)
             f.close()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                f.close()
+        except BaseException as e:
+            if write_failed(e):
+                abandon(f)  # HDF5 cannot close it: closing retries the failed writes
+            else:
+                with contextlib.suppress(Exception):
+                    f.close()
             raise
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from vecspread.errors import InputError
 from vecspread.io.artifacts import json_default
+from vecspread.io.safety import check_group
 
 
 def write_component(group: h5py.Group, type_name: str, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -32,13 +33,18 @@ def write_component(group: h5py.Group, type_name: str, config: dict[str, Any], a
 def read_component(group: h5py.Group, path: str) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
     """Load what :func:`write_component` stored, refusing anything but plain numeric datasets.
 
-    Nothing from the file is ever unpickled or executed: object, opaque and string datasets are refused.
+    Nothing from the file is ever unpickled or executed: object, opaque and string datasets are refused,
+    and so are links and storage that lead outside the file (``vecspread.io.safety``). Weights must be
+    finite.
     """
+    check_group(group, path)
     try:
         type_name = str(group.attrs["type"])
         config = json.loads(group.attrs["config"])
-    except (KeyError, ValueError) as e:
+    except (KeyError, ValueError, TypeError) as e:
         raise InputError(f"{path}: /{group.name.strip('/')} has no valid type/config attributes ({_short(e)})") from None
+    if not isinstance(config, dict):
+        raise InputError(f"{path}: /{group.name.strip('/')} config is not a JSON object (file damaged or edited)")
     arrays: dict[str, np.ndarray] = {}
 
     def visit(name: str, obj: Any) -> None:
@@ -48,7 +54,10 @@ def read_component(group: h5py.Group, path: str) -> tuple[str, dict[str, Any], d
                     f"{path}: {obj.name} has dtype {obj.dtype}; only numeric weights are accepted "
                     "(vecspread never loads pickled or opaque objects)"
                 )
-            arrays[name] = obj[()]
+            value = obj[()]
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
+                raise InputError(f"{path}: {obj.name} holds NaN or infinite weights (file damaged or edited)")
+            arrays[name] = value
 
     group.visititems(visit)
     return type_name, config, arrays

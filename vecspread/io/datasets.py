@@ -10,30 +10,34 @@ import numpy as np
 
 from vecspread.errors import InputError
 from vecspread.io.artifacts import DEFAULT_BLOCK_SIZE, DISTANCES, Closing, open_artifact
+from vecspread.io.safety import check_matrix
+
 
 class Dataset(Closing):
     """A dataset artifact (ann-benchmarks layout plus optional ``learn``), read in float32 blocks.
 
     ``train`` is the database (n, d), ``test`` the queries (nq, d), ``learn`` optional training
     vectors, ``neighbors``/``distances`` optional ground truth. Stored dtypes may be uint8 or float32.
+    Every set is checked before it is used (``vecspread.io.safety``), read in full it is verified
+    against its recorded fingerprint, and values are refused when not finite or so large that squared
+    distances would overflow float32 (:func:`max_abs_value`).
     """
 
     def __init__(self, path: str | os.PathLike, role: str = "dataset"):
         self.art = open_artifact(path, "dataset", role=role)
         self.path = self.art.path
-        f = self.art.file
+        self.role = role
         try:
             for name in ("train", "test"):
-                if name not in f or not isinstance(f[name], h5py.Dataset):
+                if not self.has(name):
                     raise InputError(f"{role} {self.path}: has no '{name}' set (a dataset needs train and test)")
             d = self._check_matrix("train")
             for name in ("test", "learn"):
-                if name in f and self._check_matrix(name) != d:
-                    raise InputError(
-                        f"{role} {self.path}: '{name}' has dimension {f[name].shape[1]} but train has {d}"
-                    )
-            distance = f.attrs.get("distance", "euclidean")
-            self.distance = distance.decode() if isinstance(distance, bytes) else str(distance)
+                if self.has(name) and self._check_matrix(name) != d:
+                    raise InputError(f"{role} {self.path}: '{name}' has dimension {self.member(name).shape[1]} but "
+                                     f"train has {d}")
+            distance = self.art.file.attrs.get("distance", "euclidean")
+            self.distance = distance.decode(errors="replace") if isinstance(distance, bytes) else str(distance)
             if self.distance not in DISTANCES:
                 raise InputError(
                     f"{role} {self.path}: distance '{self.distance}' is not supported (use one of {', '.join(DISTANCES)})"
@@ -42,57 +46,60 @@ class Dataset(Closing):
             self.art.close()
             raise
         self.d = d
+        self.max_abs = max_abs_value(d)
 
     def _check_matrix(self, name: str) -> int:
-        ds = self.art.file[name]
-        if ds.ndim != 2:
-            raise InputError(f"{self.path}: '{name}' must be a 2-D array, found shape {ds.shape}")
-        if ds.shape[0] == 0:
+        ds = self.member(name)
+        n, d = check_matrix(ds, self.path)
+        if n == 0:
             raise InputError(f"{self.path}: '{name}' is empty (0 vectors)")
-        if ds.shape[1] == 0:
+        if d == 0:
             raise InputError(f"{self.path}: '{name}' has dimension 0")
-        if not (np.issubdtype(ds.dtype, np.floating) or np.issubdtype(ds.dtype, np.integer)):
-            raise InputError(f"{self.path}: '{name}' has dtype {ds.dtype}, expected numbers")
-        return int(ds.shape[1])
+        return d
+
+    def member(self, name: str) -> h5py.Dataset:
+        """The numeric set ``name``, checked (``vecspread.io.safety``)."""
+        return self.art.member(name)
 
     @property
     def fingerprint(self) -> str:
         return self.art.fingerprint
 
-    @property
-    def file(self) -> h5py.File:
-        return self.art.file
-
     def has(self, name: str) -> bool:
-        return name in self.art.file
+        return self.art.has(name)
 
     def size(self, name: str) -> int:
-        return int(self.art.file[name].shape[0])
+        return int(self.member(name).shape[0])
 
     def blocks(self, name: str, block_size: int = DEFAULT_BLOCK_SIZE) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield (start, (bs, d) float32) blocks of set ``name``; refuses NaN/inf values."""
-        ds = self.art.file[name]
-        for start in range(0, ds.shape[0], block_size):
-            yield start, self._as_float(name, start, ds[start : start + block_size])
+        """Yield (start, (bs, d) float32) blocks of set ``name``, the whole set verified against its recorded
+        fingerprint after the last block; refuses NaN/inf and overflowing values."""
+        for start, block in self.art.blocks(name, block_size):
+            yield start, self._as_float(name, start, block)
 
     def read(self, name: str, limit: int | None = None) -> np.ndarray:
-        """The whole set ``name`` (or its first ``limit`` rows) as (n, d) float32."""
-        ds = self.art.file[name]
-        n = ds.shape[0] if limit is None else min(limit, ds.shape[0])
-        return self._as_float(name, 0, ds[:n])
+        """The whole set ``name`` (verified) or its first ``limit`` rows, as (n, d) float32."""
+        ds = self.member(name)
+        if limit is None or limit >= ds.shape[0]:
+            return self._as_float(name, 0, self.art.read(name))
+        return self._as_float(name, 0, ds[:limit])
 
     def read_rows(self, name: str, ids: np.ndarray, block_size: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:
         """Rows ``ids`` (any order, repeats allowed) of set ``name`` as (len(ids), d) float32, read in
         sorted runs of at most ``block_size`` distinct rows."""
         uniq, inverse = np.unique(np.asarray(ids, np.int64), return_inverse=True)
-        ds = self.art.file[name]
+        ds = self.member(name)
+        if len(uniq) and (uniq[0] < 0 or uniq[-1] >= ds.shape[0]):
+            raise InputError(f"{self.path}: row {int(uniq[-1] if uniq[-1] >= ds.shape[0] else uniq[0])} of '{name}' "
+                             f"requested, which has {ds.shape[0]} rows")
         parts = [read_sorted(ds, uniq[s : s + block_size]) for s in range(0, len(uniq), block_size)]
         rows = np.concatenate(parts) if parts else np.zeros((0, self.d), np.float32)
         return self._as_float(name, 0, rows)[inverse.ravel()]
 
     def _as_float(self, name: str, start: int, x: np.ndarray) -> np.ndarray:
+        small_ints = x.dtype.kind in "iu" and x.dtype.itemsize <= 2  # uint8 SIFT: nothing to check
         x = np.ascontiguousarray(x, dtype=np.float32)
-        if np.issubdtype(self.art.file[name].dtype, np.floating):
+        if not small_ints and len(x):
             bad = ~np.isfinite(x).all(axis=1)
             if bad.any():
                 row = start + int(np.flatnonzero(bad)[0])
@@ -100,6 +107,11 @@ class Dataset(Closing):
                     f"{self.path}: '{name}' row {row} contains NaN or inf ({int(bad.sum())} such rows in this block); "
                     "clean the vectors before import"
                 )
+            big = np.abs(x).max(axis=1) > self.max_abs
+            if big.any():
+                row = start + int(np.flatnonzero(big)[0])
+                raise InputError(f"{self.path}: '{name}' row {row} holds values beyond {self.max_abs:.3g}, whose squared "
+                                 f"distances overflow float32 in {self.d} dimensions; rescale the vectors")
         return x
 
     def training_set(self, limit: int | None, seed: int = 0) -> tuple[np.ndarray, str]:
@@ -135,3 +147,9 @@ def read_sorted(h5ds: Any, ids: np.ndarray) -> np.ndarray:
     if hi - lo <= 4 * len(ids):
         return h5ds[lo:hi][ids - lo]
     return h5ds[ids]
+
+
+def max_abs_value(d: int) -> float:
+    """The largest |value| a d-dimensional vector may hold: squared L2 distances (and inner products)
+    between two such vectors stay below float32's maximum, 4 d v^2 < 3.4e38, with a factor 4 to spare."""
+    return float(np.sqrt(np.finfo(np.float32).max / (16.0 * max(d, 1))))

@@ -213,6 +213,12 @@ def _resolve_format(path: str, fmt: str | None) -> str:
 
 def _readable_size(path: str) -> int:
     """File size in bytes, after checking the path is a regular file we may open."""
+    from vecspread.io.paths import readable_file
+
+    try:
+        readable_file(path, "input")
+    except InputError as e:
+        raise InputError(str(e).replace("input ", "", 1)) from None
     try:
         with open(path, "rb") as f:
             return os.fstat(f.fileno()).st_size

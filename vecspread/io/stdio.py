@@ -9,14 +9,17 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 import shutil
 import sys
 import tempfile
 from typing import Iterator
 
 from vecspread.errors import InputError
+from vecspread.io.owners import TAG_PATTERN, is_stale, process_tag
 
 STDIO = "-"
+_SPOOL_NAME = re.compile(rf"vecspread-std(?:in|out)-(?P<tag>{TAG_PATTERN.pattern})-")
 _COPY_BUFFER = 1 << 20
 
 
@@ -26,7 +29,7 @@ def spooled_stdin() -> Iterator[str]:
     if sys.stdin is None or sys.stdin.isatty():
         raise InputError("'-' reads an artifact from standard input, which is a terminal: pipe one in")
     clean_stale_spools()
-    fd, path = tempfile.mkstemp(prefix=f"vecspread-stdin-{os.getpid()}-", suffix=".h5")
+    fd, path = tempfile.mkstemp(prefix=f"vecspread-stdin-{process_tag()}-", suffix=".h5")
     try:
         with os.fdopen(fd, "wb") as f:
             shutil.copyfileobj(sys.stdin.buffer, f, _COPY_BUFFER)
@@ -44,7 +47,7 @@ def stdout_artifact() -> Iterator[str]:
     if sys.stdout.isatty():
         raise InputError("'-o -' writes binary HDF5 to standard output, which is a terminal: pipe it or give a file")
     clean_stale_spools()
-    tmpdir = tempfile.mkdtemp(prefix=f"vecspread-stdout-{os.getpid()}-")
+    tmpdir = tempfile.mkdtemp(prefix=f"vecspread-stdout-{process_tag()}-")
     path = os.path.join(tmpdir, "artifact.h5")
     try:
         yield path
@@ -58,11 +61,9 @@ def stdout_artifact() -> Iterator[str]:
 
 def clean_stale_spools() -> None:
     """Remove temporary stdin/stdout files left by vecspread processes that were killed."""
-    from vecspread.io.atomic import pid_alive
-
     for p in glob.glob(os.path.join(tempfile.gettempdir(), "vecspread-std*-*-*")):
-        pid_text = os.path.basename(p).split("-")[2]
-        if pid_text.isdigit() and not pid_alive(int(pid_text)):
+        m = _SPOOL_NAME.match(os.path.basename(p))
+        if m and is_stale(m["tag"]):
             shutil.rmtree(p, ignore_errors=True) if os.path.isdir(p) else _remove(p)
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from vecspread.errors import ConfigError
-from vecspread.params import Param, ParamSet
+from vecspread.limits import MAX_BATCH, MAX_DIM, MAX_EPOCHS, MAX_HIDDEN_LAYERS
+from vecspread.params import Param, ParamSet, seed_param
 
 PANEL = "Neural training (catalyzer, nphash)"
 
@@ -37,14 +38,14 @@ def val_size(value: Any) -> int | tuple[int, int] | None:
 
 #: shared by every neural method; each sets its own defaults with ``with_defaults``
 NEURAL_PARAMS = ParamSet(
-    Param("dint", int, 1024, "Hidden width", ge=1),
-    Param("hidden_layers", int, 2, "Hidden Linear-BN-ReLU blocks", ge=1),
-    Param("epochs", int, 8, "Training epochs", ge=1),
-    Param("batch_size", int, 64, "Training vectors per step", ge=2),
+    Param("dint", int, 1024, "Hidden width", ge=1, le=MAX_DIM),
+    Param("hidden_layers", int, 2, "Hidden Linear-BN-ReLU blocks", ge=1, le=MAX_HIDDEN_LAYERS),
+    Param("epochs", int, 8, "Training epochs", ge=1, le=MAX_EPOCHS),
+    Param("batch_size", int, 64, "Training vectors per step", ge=2, le=MAX_BATCH),
     Param("lr", float, 0.1, "Learning rate", gt=0),
     Param("momentum", float, 0.9, "SGD momentum", ge=0, lt=1),
-    Param("seed", int, 0, "Random seed"),
-    Param("val_every", int, 1, "Validate (and checkpoint) every N epochs", ge=1),
+    seed_param(0),
+    Param("val_every", int, 1, "Validate (and checkpoint) every N epochs", ge=1, le=MAX_EPOCHS),
     Param("val_size", object, None, "Validation split: DB or DB,QUERIES held-out vectors; 0,QUERIES searches "
           "held-out queries in the training set; 0 disables", convert=val_size),
     panel=PANEL,

@@ -4,7 +4,9 @@ Layout: ``meta`` (JSON as uint8: kind, format, run key, epoch, step, history, be
 running sums of a partial epoch), and groups of arrays: ``model`` (state dict), ``optimizer`` (every
 per-parameter state tensor: SGD momentum, Adam moments and step counts), ``rng/torch`` (the generator
 state), ``best`` (the kept model so far) and, mid-epoch, ``epoch/<name>`` (the epoch's plan: order,
-positives, negatives...). A run resumed from it continues bit for bit.
+positives, negatives...). A run resumed from it continues bit for bit. The root says
+``vecspread_kind = checkpoint`` and carries a fingerprint as artifacts do (``vecspread.io.fingerprints``),
+checked in full when the checkpoint is read.
 """
 
 from __future__ import annotations
@@ -25,13 +27,17 @@ def write_checkpoint(path: str, meta: Mapping[str, Any], groups: Mapping[str, Ma
     """Write a checkpoint atomically: ``meta`` JSON-serialisable, ``groups`` name -> {dataset -> array}."""
     import h5py
 
+    from vecspread.io import fingerprints
+
     with atomic_output(path) as tmp:
         with h5py.File(tmp, "w") as f:
+            f.attrs["vecspread_kind"] = "checkpoint"
             f["meta"] = json_bytes({**meta, "format": FORMAT})
             for gname, arrays in groups.items():
                 g = f.create_group(gname)
                 for name, arr in arrays.items():
                     g[name] = np.asarray(arr)
+            fingerprints.record(f)
 
 
 def read_checkpoint(path: str, kind: str) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
@@ -39,14 +45,24 @@ def read_checkpoint(path: str, kind: str) -> tuple[dict[str, Any], dict[str, dic
     unreadable, of another format, or ``meta["kind"]`` is not ``kind``."""
     import h5py
 
-    if not os.path.exists(path):
-        raise InputError(f"checkpoint {path} does not exist")
+    from vecspread.io.artifacts import differences, mismatch
+    from vecspread.io.safety import check_group
+
+    if not os.path.isfile(path):
+        raise InputError(f"checkpoint {path} does not exist (or is not a regular file)")
     try:
         with h5py.File(path, "r") as f:
+            check_group(f, path)
+            differ = differences(f)  # a checkpoint is read in full: check all of it
+            if differ:
+                raise InputError(f"checkpoint {path}: {mismatch(differ)} (modified or damaged after it was "
+                                 "written); train again without --resume")
             meta = json.loads(bytes(f["meta"][()]).decode())
             groups = {name: read_group(f[name]) for name in f if name != "meta"}
-    except (OSError, KeyError, ValueError) as e:
-        raise InputError(f"{path} is not a readable {kind} checkpoint ({e})") from None
+    except (OSError, KeyError, ValueError, TypeError, AttributeError) as e:
+        raise InputError(f"{path} is not a readable {kind} checkpoint ({str(e).splitlines()[0][:160]})") from None
+    if not isinstance(meta, dict) or not all(isinstance(g, dict) for g in groups.values()):
+        raise InputError(f"{path} is not a readable {kind} checkpoint (its meta is not a JSON object)")
     if meta.get("format") != FORMAT:
         raise InputError(f"{path}: checkpoint format {meta.get('format')!r} is not this version's ({FORMAT}); "
                          "train again without --resume")
@@ -72,7 +88,16 @@ def json_bytes(obj: Any) -> np.ndarray:
 
 
 def read_group(g: Any) -> dict[str, np.ndarray]:
-    """Every dataset below an HDF5 group, by relative name, as numpy arrays."""
+    """Every dataset below an HDF5 group, by relative name, as numeric numpy arrays."""
+    if not hasattr(g, "visititems"):
+        raise ValueError(f"{g.name} is not a group")
     out: dict[str, np.ndarray] = {}
-    g.visititems(lambda name, obj: out.__setitem__(name, np.array(obj[()])) if hasattr(obj, "shape") else None)
+
+    def visit(name: str, obj: Any) -> None:
+        if hasattr(obj, "shape"):
+            if obj.dtype.kind not in "biuf":
+                raise ValueError(f"{obj.name} has dtype {obj.dtype}, expected numbers")
+            out[name] = np.array(obj[()])
+
+    g.visititems(visit)
     return out

@@ -12,6 +12,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vecspread.errors import ConfigError
+from vecspread.limits import MAX_NETWORK_PARAMS
+
 BN_ORDERS = ("bn-relu", "relu-bn")
 
 
@@ -40,7 +43,16 @@ class MLP(nn.Module):
 def build_mlp(d_in: int, d_out: int, dint: int, hidden_layers: int, bn_order: str = "bn-relu",
               normalize: bool = True) -> MLP:
     """[Linear -> BN -> ReLU] x hidden_layers (ReLU -> BN for "relu-bn") -> Linear(dint, d_out)
-    -> l2-normalise (``normalize``)."""
+    -> l2-normalise (``normalize``).
+
+    ConfigError, before anything is allocated, when the network would hold more than
+    ``limits.MAX_NETWORK_PARAMS`` weights.
+    """
+    n_params = mlp_parameter_count(d_in, d_out, dint, hidden_layers)
+    if n_params > MAX_NETWORK_PARAMS:
+        raise ConfigError(
+            f"a network {d_in} -> {dint} x {hidden_layers} -> {d_out} has {n_params:,} weights, more than the "
+            f"{MAX_NETWORK_PARAMS:,} vecspread builds: use a smaller --dint or --hidden-layers")
     layers: list[nn.Module] = []
     d = d_in
     for _ in range(hidden_layers):
@@ -54,6 +66,13 @@ def build_mlp(d_in: int, d_out: int, dint: int, hidden_layers: int, bn_order: st
     if normalize:
         layers.append(L2Normalize())
     return MLP(layers)
+
+
+def mlp_parameter_count(d_in: int, d_out: int, dint: int, hidden_layers: int) -> int:
+    """Weights, biases and batch-norm affine parameters of :func:`build_mlp`'s network."""
+    widths = [d_in] + [dint] * hidden_layers
+    linear = sum((a + 1) * b for a, b in zip(widths, widths[1:] + [d_out]))
+    return linear + 2 * dint * hidden_layers
 
 
 def init_mlp(net: nn.Module, gen: torch.Generator) -> None:

@@ -118,7 +118,7 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
     run_key = {**method.get_params(), **method.resolved(), "data": fingerprint(xt)}
     state = _RunState()
     if run.resume:
-        state.load(run.resume, method.name, run_key, net, opt, gen, device)
+        state.load(run.resume, method.name, run_key, net, opt, gen, device, method.epochs, nb)
         where = f"epoch {state.epoch + 1} step {state.step}/{nb}" if state.step else f"epoch {state.epoch}"
         report.log(f"resumed from {run.resume} after {where}")
 
@@ -205,7 +205,12 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
     else:
         state.best_epoch = state.history[-1]["epoch"] if state.history else None
     net.eval()
-    method.history_, method.best_epoch_ = state.history, state.best_epoch
+    # the record of the model (what it reached) and of the run (where the time went) kept apart: the
+    # first defines the model and is part of its fingerprint, the second is provenance
+    method.history_ = [{k: v for k, v in r.items() if not k.startswith("t_")} for r in state.history]
+    method.timings_ = [{k: v for k, v in r.items() if k in ("epoch", "steps") or k.startswith("t_")}
+                       for r in state.history]
+    method.best_epoch_ = state.best_epoch
     if validator is not None and state.best_epoch is not None:
         kept = next(r[key] for r in state.history if r["epoch"] == state.best_epoch and key in r)
         line = f"kept the model of epoch {state.best_epoch} ({objective.kept_codec} 1-recall@10 {kept:.4f}"
@@ -258,19 +263,34 @@ class _RunState:
         write_checkpoint(path, meta, groups)
 
     def load(self, path: str, kind: str, run_key: dict[str, Any], net: nn.Module, opt: torch.optim.Optimizer,
-             gen: torch.Generator, device: torch.device) -> None:
+             gen: torch.Generator, device: torch.device, epochs: int, steps: int) -> None:
+        """Restore a checkpoint; InputError naming what is wrong with a damaged or crafted one."""
         meta, groups = read_checkpoint(path, kind)
-        check_compatible(meta["run_key"], run_key, path)
-        load_state_arrays(net, groups["model"])
-        net.to(device)
-        load_optimizer_arrays(opt, groups.get("optimizer", {}))
-        gen.set_state(torch.from_numpy(np.array(groups["rng"]["torch"], dtype=np.uint8)))
-        self.epoch, self.step, self.history = int(meta["epoch"]), int(meta["step"]), list(meta["history"])
-        self.best_score, self.best_epoch = float(meta["best_score"]), meta["best_epoch"]
-        self.best = groups.get("best") or None
-        if self.step:
-            self.plan = {k: torch.from_numpy(np.array(v)) for k, v in groups["epoch"].items()}
-            self.sums = dict(meta["sums"])
+        check_compatible(meta.get("run_key", {}), run_key, path)
+        try:
+            epoch, step = int(meta["epoch"]), int(meta["step"])
+            if not (0 <= epoch <= epochs and 0 <= step < steps and (step == 0 or epoch < epochs)):
+                raise ValueError(f"epoch {epoch} step {step} outside 0..{epochs} epochs of {steps} steps")
+            rng = np.array(groups["rng"]["torch"], dtype=np.uint8)
+            if rng.shape != tuple(gen.get_state().shape):
+                raise ValueError(f"generator state of {rng.size} bytes, expected {gen.get_state().numel()}")
+            load_state_arrays(net, groups["model"])
+            net.to(device)
+            load_optimizer_arrays(opt, groups.get("optimizer", {}))
+            gen.set_state(torch.from_numpy(rng))
+            self.history = [dict(r) for r in meta["history"]]
+            self.best_score, self.best_epoch = float(meta["best_score"]), meta["best_epoch"]
+            self.best = groups.get("best") or None
+            if self.best is not None:
+                expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
+                if {k: tuple(np.shape(v)) for k, v in self.best.items()} != expected:
+                    raise ValueError("the kept model's weights do not match the network")
+            if step:
+                self.plan = {k: torch.from_numpy(np.array(v)) for k, v in groups["epoch"].items()}
+                self.sums = {k: float(v) for k, v in dict(meta["sums"]).items()}
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
+            raise InputError(f"cannot resume from {path}: {str(e).splitlines()[0][:160]} (checkpoint damaged?)") from None
+        self.epoch, self.step = epoch, step
 
 
 def _format_epoch(rec: dict[str, Any], epochs: int) -> str:

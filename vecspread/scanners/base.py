@@ -101,9 +101,12 @@ def scan_blocks(block_topk: BlockTopK, nq: int, code_blocks: Iterable[np.ndarray
 
 
 def code_blocks(codes: Any, block_size: int, progress: Any = None) -> Iterator[np.ndarray]:
-    """(bs, code_size) uint8 blocks of an (n, code_size) array or HDF5 dataset, advancing ``progress``."""
-    for start in range(0, codes.shape[0], block_size):
-        block = np.asarray(codes[start : start + block_size])
+    """(bs, code_size) uint8 blocks of a codes artifact (its ``/codes``, verified against the recorded
+    fingerprint as it is read) or of an (n, code_size) array, advancing ``progress``."""
+    blocks = codes.blocks("codes", block_size) if hasattr(codes, "blocks") else (
+        (s, codes[s : s + block_size]) for s in range(0, codes.shape[0], block_size))
+    for _, block in blocks:
+        block = np.asarray(block)
         yield block
         if progress is not None:
             progress.advance(len(block))

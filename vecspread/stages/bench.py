@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from vecspread.codecs.lattice import LATTICE_MAX_BITS
 from vecspread.errors import ConfigError
 from vecspread.io.atomic import atomic_output, write_text
 from vecspread.progress import Progress, as_progress
@@ -32,7 +33,6 @@ from vecspread.transforms import METHOD_NAMES
 LATTICE_DIM = {16: 8, 32: 16, 64: 24}
 #: catalyzer input to OPQ: a dimension that bits / 8 divides
 CATALYZER_OPQ_DIM = {16: 16, 32: 16, 64: 24, 128: 32}
-LATTICE_MAX_BITS = 64  # lattice ranks are uint64 (faiss ZnSphereCodec)
 
 
 @dataclass(frozen=True)

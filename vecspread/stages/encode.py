@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -46,7 +47,7 @@ def encode_dataset(
             output, "codes",
             params={"codec": codec_name, **codec.get_config(), "method": model_art.params.get("method"),
                     **({"chain": model_art.params["chain"]} if model_art.params.get("chain") else {})},
-            inputs=[provenance(model_art, "model"), provenance(ds.art, "dataset")],
+            inputs=[provenance(model_art, "model"), provenance(ds.art, "dataset")], expected_bytes=n * codec.code_size + os.path.getsize(model),
         ) as f:
             codes = f.create_dataset("codes", shape=(n, codec.code_size), dtype=np.uint8,
                                      chunks=(max(1, min(n, 1 << 16)), codec.code_size))
@@ -57,7 +58,7 @@ def encode_dataset(
             progress.finish()
             seconds = time.perf_counter() - t0
             f.attrs["encode_seconds"] = seconds
-            model_art.file.copy(model_art.file["transform"], f, "transform")
+            model_art.file.copy(model_art.group("transform"), f, "transform")
             write_component(f.create_group("codec"), codec_name, codec.get_config(), codec.get_arrays())
             f.attrs["components_fingerprint"] = components_fingerprint(f)
     return {"n": n, "codec": codec_name, "bits": codec.code_bits, "code_size": codec.code_size,
@@ -67,7 +68,7 @@ def encode_dataset(
 def _model_codec(model_art: Artifact, options: dict[str, Any]) -> Any:
     given = sorted(k for k, v in options.items() if v is not None)
     flags = ", ".join("--" + g.replace("_", "-") for g in given)
-    if "codec" not in model_art.file:
+    if not model_art.has("codec"):
         raise ConfigError(f"model {model_art.path} has no trained codec; choose one with --codec "
                           f"({', '.join(CODECS.names)})" + (f" for {flags}" if given else ""))
     if given:

@@ -21,9 +21,20 @@ def evaluate(results: str, groundtruth: str, at: list[int]) -> dict:
                 f"results {results} answer the queries of {(res.input('dataset') or {}).get('path')}, "
                 f"but {groundtruth} is the ground truth of another dataset; use the matching ground truth"
             )
-        I = res.file["neighbors"][()]
-        gt_I = gt.file["neighbors"][()].astype("int64")
-        gt_D = gt.file["distances"][()]
+        I = res.read("neighbors")
+        gt_I = gt.read("neighbors").astype("int64")
+        gt_D = gt.read("distances")
+        for name, a in (("neighbors", I), ("distances", res.read("distances"))):
+            if a.ndim != 2:
+                raise InputError(f"results {results}: '{name}' must be 2-D (queries, k), found shape {a.shape}")
+        if gt_I.ndim != 2 or gt_D.shape != gt_I.shape:
+            raise InputError(f"groundtruth {groundtruth}: 'neighbors' {gt_I.shape} and 'distances' {gt_D.shape} must be "
+                             "2-D arrays of the same shape")
+        n = int(res.params.get("n", 1 << 62))
+        if I.size and (I.min() < -1 or I.max() >= n):
+            raise InputError(f"results {results}: ids {I.min()}..{I.max()} outside -1..{n - 1} (file damaged or edited)")
+        if gt_I.size and gt_I.min() < 0:
+            raise InputError(f"groundtruth {groundtruth}: negative neighbour id {gt_I.min()} (file damaged or edited)")
         if I.shape[0] != gt_I.shape[0]:
             raise InputError(f"results have {I.shape[0]} queries but the ground truth has {gt_I.shape[0]}")
         for k in at:

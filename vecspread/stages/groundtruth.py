@@ -48,6 +48,7 @@ def compute_groundtruth(
         with write_artifact(
             output, "groundtruth", params={"k": k, "distance": ds.distance},
             inputs=[provenance(ds.art, "dataset")], attrs={"distance": ds.distance, "seconds": seconds},
+            expected_bytes=I.nbytes + D.nbytes,
         ) as f:
             f.create_dataset("neighbors", data=I)
             f.create_dataset("distances", data=D)
@@ -67,9 +68,8 @@ def open_groundtruth(path: str) -> tuple[Artifact, str]:
     Returns the artifact and the fingerprint of the dataset whose queries it answers.
     """
     art = open_artifact(path, ("groundtruth", "dataset"), role="groundtruth")
-    f = art.file
     for name in ("neighbors", "distances"):
-        if name not in f:
+        if not art.has(name):
             art.close()
             raise InputError(
                 f"groundtruth {path}: has no '{name}' (compute one with `vecspread gt DATASET -k 100 -o gt.h5`)"

@@ -49,7 +49,9 @@ def import_dataset(
 
     params = {"distance": distance, "files": {k: os.path.abspath(v) for k, v in
               (("base", base), ("queries", queries), ("learn", learn), ("groundtruth", groundtruth)) if v}}
-    with write_artifact(output, "dataset", params=params, attrs={"distance": distance}) as f:
+    size = sum(vf.n * vf.d * _stored_dtype(vf).itemsize for vf in (xb, xq, xl) if vf is not None)
+    size += gt.n * gt.d * 12 if gt is not None else 0
+    with write_artifact(output, "dataset", params=params, attrs={"distance": distance}, expected_bytes=size) as f:
         for name, vf in (("train", xb), ("test", xq), ("learn", xl)):
             if vf is not None:
                 _copy_vectors(f, name, vf, block_size, progress)

@@ -35,7 +35,7 @@ def search_codes(
     with art, Dataset(dataset) as ds:
         check_lineage(art, "dataset", ds.art, "codes were encoded from")
         scanner = choose(codec, options)
-        n = art.file["codes"].shape[0]
+        n = art.member("codes").shape[0]
         check_k(k, n)
         xq = ds.read("test")
         t0 = time.perf_counter()
@@ -50,7 +50,7 @@ def search_codes(
         t1 = time.perf_counter()
         for qstart in range(0, nq, qb):
             sl = slice(qstart, qstart + qb)
-            result = scanner.search(yq[sl], code_blocks(art.file["codes"], block_size, progress), k)
+            result = scanner.search(yq[sl], code_blocks(art, block_size, progress), k)
             D[sl], I[sl] = result.D, result.I
             stats = result.stats
         progress.finish()
@@ -64,7 +64,7 @@ def search_codes(
             params[scanner.name] = scanner.get_params()
         with write_artifact(
             output, "results", params=params,
-            inputs=[provenance(art, "codes"), provenance(ds.art, "dataset")], attrs=timing,
+            inputs=[provenance(art, "codes"), provenance(ds.art, "dataset")], attrs=timing, expected_bytes=I.nbytes + D.nbytes,
         ) as f:
             f.create_dataset("neighbors", data=I)
             f.create_dataset("distances", data=D)

@@ -13,7 +13,7 @@ from vecspread.io.artifacts import provenance
 from vecspread.io.datasets import Dataset
 from vecspread.models import open_model, write_model
 from vecspread.progress import Progress, as_progress
-from vecspread.runtime import RUN_PARAMS, RunSettings
+from vecspread.runtime import RUN_PARAMS, RunSettings, current_threads
 
 
 def make_method(method: str, options: dict[str, Any]) -> tuple[Any, Any, RunSettings]:
@@ -80,14 +80,17 @@ def train_model(
         t0 = time.perf_counter()
         transform.fit(xt, progress=progress, run=run)
         if codec is not None:
-            if codec.needs_training:
-                progress.log(f"{method}: training the {codec.name} codec on {len(xt)} vectors")
             codec.fit(codec_training_set(codec, transform, xt))
+            if codec.needs_training:
+                progress.log(f"{method}: trained the {codec.name} codec on {len(xt)} vectors")
         seconds = time.perf_counter() - t0
         # logged after fit so that a refused configuration is one line on stderr, not two
         progress.log(f"fitted {method} in {seconds:.1f}s; training data: {note}")
         stored = transform
         params: dict[str, Any] = {"method": method, **transform.get_config(), "training_set": note}
+        if getattr(transform, "timings_", None):
+            params["timings"] = transform.timings_  # provenance: where the training time went
+            params["threads"] = current_threads(threads)  # provenance: a seeded run repeats with the same count
         if prior is not None:
             from vecspread.transforms.chain import ChainTransform
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from vecspread.limits import MAX_DIM
 from vecspread.params import Configurable
 
 if TYPE_CHECKING:
@@ -75,13 +76,21 @@ class Transform(Configurable):
     def from_state(cls, config: dict[str, Any], weights: dict[str, np.ndarray]) -> "Transform":
         """Rebuild a fitted transform from ``get_config()`` and ``get_weights()`` output."""
         t = cls(**params_of(cls, config))
-        t.d_in_, t.d_out_ = int(config["d_in"]), int(config["d_out"])
+        t.d_in_, t.d_out_ = stored_dim(config, "d_in"), stored_dim(config, "d_out")
         t._restore(config, weights)
         return t
 
     def _restore(self, config: dict[str, Any], weights: dict[str, np.ndarray]) -> None:
         """Set the learned state from stored weights (and config); ValueError/KeyError when inconsistent."""
         raise NotImplementedError
+
+
+def stored_dim(config: dict[str, Any], key: str) -> int:
+    """``config[key]``, a dimension 1 .. MAX_DIM; ValueError otherwise (the file was not written by us)."""
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DIM:
+        raise ValueError(f"{key} {value!r} is not a dimension in 1..{MAX_DIM}")
+    return value
 
 
 def params_of(cls: type[Configurable], config: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from vecspread.errors import InputError
+from vecspread.errors import ConfigError, InputError
 from vecspread.neural import trainer
 from vecspread.neural.torch_util import as_matrix, forward_batched, load_state_arrays, state_arrays
 from vecspread.progress import as_progress
@@ -18,8 +18,9 @@ from vecspread.transforms.base import Transform
 class NeuralTransform(Transform):
     """An MLP trained by :func:`vecspread.neural.trainer.train`; a subclass supplies the objective.
 
-    Fitted state: ``net_`` (torch module), ``input_scale_``, ``history_`` (one dict per epoch),
-    ``best_epoch_``, ``d_in_``, ``d_out_``.
+    Fitted state: ``net_`` (torch module), ``input_scale_``, ``history_`` (one dict per epoch: losses,
+    validation recalls), ``timings_`` (per epoch: seconds of mining, steps and validation; provenance,
+    not stored in the model's config), ``best_epoch_``, ``d_in_``, ``d_out_``.
     """
 
     #: default validation split: "training-set" or "held-out" (``vecspread.neural.validation.split_sizes``)
@@ -84,7 +85,7 @@ class NeuralTransform(Transform):
             self.input_scale_ = float(np.asarray(weights["input_scale"]).reshape(-1)[0])
             net = self.build_network(self.d_in_)
             load_state_arrays(net, {k: v for k, v in weights.items() if k != "input_scale"})
-        except (KeyError, RuntimeError) as e:
+        except (KeyError, RuntimeError, ConfigError) as e:
             raise InputError(f"{self.name} weights do not match its config: {str(e).splitlines()[0]}") from None
         self.net_ = net.eval()
         self._device = torch.device("cpu")

@@ -17,14 +17,12 @@ import operator
 from functools import lru_cache
 from typing import Any
 
+from vecspread.codecs.lattice import D_MAX, LATTICE_MAX_BITS, R2_MAX
 from vecspread.errors import ConfigError
+from vecspread.limits import ATOMS_MAX_BITS, ATOMS_MAX_DIM, ATOMS_MAX_LISTED, ATOMS_MAX_R2
 
-#: Largest dimension faiss's ZnSphereCodec supports.
-D_MAX = 64
-#: Largest squared radius faiss's ZnSphereCodec supports.
-R2_MAX = 512
 #: Codes are uint64 ranks, so a storable lattice has fewer than this many points.
-MAX_POINTS = 1 << 64
+MAX_POINTS = 1 << LATTICE_MAX_BITS
 
 def as_int(value: Any, what: str, minimum: int | None) -> int:
     """``value`` as a Python int >= minimum, or ConfigError (bools and floats are refused)."""
@@ -254,12 +252,22 @@ def lattice_report(d: int, r2: int | None = None, bits: int | None = None, list_
     (then ``bits_budget`` too), and the atoms themselves with ``list_atoms``."""
     if (r2 is None) == (bits is None):
         raise ConfigError("give exactly one of --r2 or --bits")
-    d = as_int(d, "--dim", 1)
+    d = _at_most(as_int(d, "--dim", 1), ATOMS_MAX_DIM, "--dim")
     if r2 is None:
-        r2 = r2_for_bits(d, bits)
-    info = describe(d, r2)
+        r2 = r2_for_bits(d, _at_most(as_int(bits, "--bits", 1), ATOMS_MAX_BITS, "--bits"))
+    info = describe(d, _at_most(as_int(r2, "--r2", 0), ATOMS_MAX_R2, "--r2"))
     if bits is not None:
         info["bits_budget"] = bits
     if list_atoms:
+        if info["n_atoms"] > ATOMS_MAX_LISTED:
+            raise ConfigError(f"--list: d={d} r2={r2} has {info['n_atoms']} atoms, more than the {ATOMS_MAX_LISTED} "
+                              "`atoms` lists; drop --list for the counts, or choose a smaller --r2")
         info["atoms"] = [list(a) for a in atoms(d, r2)]
     return info
+
+
+def _at_most(value: int, limit: int, flag: str) -> int:
+    if value > limit:
+        raise ConfigError(f"{flag} must be at most {limit} for `vecspread atoms` (the codec itself stores d <= {D_MAX}, "
+                          f"r2 <= {R2_MAX}), got {value}")
+    return value

@@ -3,15 +3,16 @@
 All three use 8-bit sub-quantizers (256 centroids each): ``--bits`` is a multiple of 8 and M = bits / 8.
 """
 
+from vecspread.limits import MAX_DIM
 from vecspread.params import Param, ParamSet
 from vecspread.registry import Spec
 
 BITS = Param("bits", int, help="M = bits/8 sub-quantizers of 8 bits, e.g. 64 (pq, opq: M must divide the dimension)",
-             required=True)
+             required=True, le=MAX_DIM)
 TRAIN_ITERS = Param("train_iters", int, help="Training iterations (opq: faiss OPQMatrix.niter, default 50; lsq: "
-                    "LocalSearchQuantizer.train_iters, default 25)", ge=1, default_text="faiss's")
+                    "LocalSearchQuantizer.train_iters, default 25)", ge=1, le=100_000, default_text="faiss's")
 ENCODE_ILS_ITERS = Param("encode_ils_iters", int, help="Local-search rounds per encoding; encoding time grows "
-                         "linearly", ge=1, default_text="16, faiss's")
+                         "linearly", ge=1, le=100_000, default_text="16, faiss's")
 
 PQ = Spec("pq", "vecspread.codecs.pq.codecs:PQCodec", ParamSet(BITS),
           "product quantizer, M = bits/8 sub-quantizers of 8 bits (faiss IndexPQ(d, M, 8), \"PQ{M}\")")

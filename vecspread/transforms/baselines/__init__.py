@@ -6,20 +6,22 @@
 """
 
 from vecspread.codecs import pq
-from vecspread.params import Param, ParamSet
+from vecspread.limits import MAX_DIM
+from vecspread.params import Param, ParamSet, seed_param
 from vecspread.registry import Spec
 from vecspread.transforms.linear import IDENTITY
 
-BITS = Param("bits", int, help="One sign bit per projected dimension (a multiple of 8)", required=True)
+BITS = Param("bits", int, help="One sign bit per projected dimension (a multiple of 8)", required=True,
+             le=MAX_DIM)
 
 LSH = Spec("lsh", "vecspread.transforms.baselines.transforms:LSHTransform", ParamSet(
-    BITS, Param("seed", int, 5, "Random seed", default_text="5, as faiss IndexLSH")),
+    BITS, seed_param(5, default_text="5, as faiss IndexLSH")),
     "random rotation + sign bits (faiss IndexLSH(d, bits, rotate_data=True))", codec="sign")
 LSH_THRESHOLDS = Spec("lsh-thresholds", "vecspread.transforms.baselines.transforms:LSHThresholdsTransform",
                       LSH.params, "random rotation, per-bit median thresholds + sign bits "
                       "(faiss IndexLSH(d, bits, True, True))", codec="sign")
 ITQ = Spec("itq", "vecspread.transforms.baselines.transforms:ITQTransform", ParamSet(
-    BITS, Param("seed", int, 123, "Random seed", default_text="123, as faiss ITQ")),
+    BITS, seed_param(123, default_text="123, as faiss ITQ")),
     "PCA + ITQ rotation + sign bits (faiss index_factory \"ITQ{bits},LSH\")", codec="sign")
 
 

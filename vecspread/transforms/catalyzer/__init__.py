@@ -1,6 +1,8 @@
 """The catalyzer (Sablayrolles et al., ICLR 2019): an MLP onto the unit sphere trained with the triplet
 rank loss plus the KoLeo entropy regulariser. Its hyper-parameters; the paper's defaults unless noted."""
 
+from vecspread.codecs.lattice import LATTICE_MAX_BITS, R2_MAX
+from vecspread.limits import MAX_DIM, MAX_K
 from vecspread.neural import NEURAL_PARAMS
 from vecspread.params import Param, ParamSet, positive_floats
 from vecspread.registry import Spec
@@ -25,7 +27,7 @@ def lr_schedule(value: object) -> tuple[float, ...]:
 LAMBDA_BY_DOUT = {16: 0.05, 24: 0.02, 32: 0.01, 40: 0.005}
 
 PARAMS = ParamSet(
-    Param("dout", int, 24, "Output dimension", ge=1),
+    Param("dout", int, 24, "Output dimension", ge=1, le=MAX_DIM),
     *NEURAL_PARAMS.with_defaults(epochs=8, batch_size=64, lr=0.1)
     .replace("epochs", default_text="8; the paper: 160")
     .replace("batch_size", help="Triplets per SGD step")
@@ -34,8 +36,8 @@ PARAMS = ParamSet(
     Param("bn_order", str, "bn-relu", "Order in each hidden block", choices=("bn-relu", "relu-bn")),
     Param("lam", float, help="KoLeo weight", ge=0, default_text="per dout, paper App. A: " + ", ".join(
         f"{d}: {v:g}" for d, v in LAMBDA_BY_DOUT.items())),
-    Param("kpos", int, 10, "Positives drawn among the kpos input-space neighbours", ge=1),
-    Param("kneg", int, 50, "Negative = kneg-th neighbour in the output space", ge=1),
+    Param("kpos", int, 10, "Positives drawn among the kpos input-space neighbours", ge=1, le=MAX_K),
+    Param("kneg", int, 50, "Negative = kneg-th neighbour in the output space", ge=1, le=MAX_K),
     Param("self_positive", bool, False, "Count each vector among its own positives: draw from itself and its "
           "kpos-1 nearest others, as a k-NN of the learn set in itself does (off: the kpos nearest others)",
           negatable=True),
@@ -45,8 +47,9 @@ PARAMS = ParamSet(
           convert=lr_schedule),
     Param("quantizer_train", str, help="'lattice': end-to-end training through the lattice (straight-through)",
           choices=("none", "lattice"), default_text="off"),
-    Param("bits", int, 64, "Lattice budget in bits for validation and end-to-end training", ge=1),
-    Param("r2", int, help="Lattice squared radius (instead of --bits)", ge=1),
+    Param("bits", int, 64, "Lattice budget in bits for validation and end-to-end training", ge=1,
+          le=LATTICE_MAX_BITS),
+    Param("r2", int, help="Lattice squared radius (instead of --bits)", ge=1, le=R2_MAX),
     Param("val_codec", str, "lattice", "Codec whose validation 1-recall@10 picks the kept epoch, the latest "
           "within one standard error of the best", choices=("lattice", "sign")),
     panel="Catalyzer options",

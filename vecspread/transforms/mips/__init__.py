@@ -1,13 +1,14 @@
 """Asymmetric lifts that turn maximum inner product search (MIPS) into a problem LSH can index."""
 
-from vecspread.params import Param, ParamSet
+from vecspread.limits import MAX_DIM
+from vecspread.params import Param, ParamSet, seed_param
 from vecspread.registry import Spec
 
 _PANEL = "MIPS options (sign-alsh, l2-alsh, simple-lsh)"
 
 
 def _norm_terms(default: int) -> Param:
-    return Param("norm_terms", int, default, "Number of appended norm powers m", ge=1)
+    return Param("norm_terms", int, default, "Number of appended norm powers m", ge=1, le=64)
 
 
 def _max_norm(default: float) -> Param:
@@ -16,8 +17,8 @@ def _max_norm(default: float) -> Param:
 
 
 _PROJECTION = (
-    Param("bits", int, help="Signed random projections (a multiple of 8)", ge=1, default_text="64"),
-    Param("seed", int, 0, "Random seed"),
+    Param("bits", int, help="Signed random projections (a multiple of 8)", ge=1, le=MAX_DIM, default_text="64"),
+    seed_param(0),
     Param("lift_only", bool, False, "Output the lifted vectors P(x) / Q(q) without the random projection "
           "(no codec), to train another method --after it"),
 )

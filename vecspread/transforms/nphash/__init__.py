@@ -2,6 +2,7 @@
 Its hyper-parameters; the choices the paper leaves open were set by measurement (see the transform)."""
 
 from vecspread.neural import NEURAL_PARAMS
+from vecspread.limits import MAX_BATCH, MAX_DIM, MAX_K
 from vecspread.params import Param, ParamSet
 from vecspread.registry import Spec
 
@@ -11,14 +12,15 @@ TAU_IN = 0.03
 TAU_OUT = 0.03
 
 PARAMS = ParamSet(
-    Param("bits", int, 64, "Code length", ge=1, multiple_of=8),
+    Param("bits", int, 64, "Code length", ge=1, le=MAX_DIM, multiple_of=8),
     *NEURAL_PARAMS.with_defaults(epochs=10, batch_size=256, lr=1e-3)
-    .replace("batch_size", help="Queries per step", ge=1)
+    .replace("batch_size", help="Queries per step", ge=1, le=MAX_BATCH)
     .replace("lr", help="Learning rate (adam: 1e-3)")
     .replace("val_size", default_text="min(10000, n/10),min(1000, n/100)"),
     Param("beta", float, help="Slope of the relaxed sign tanh(beta u/|u|)", gt=0, default_text="sqrt(bits)"),
-    Param("k", int, 100, "True nearest proxies per query in the KL loss", ge=1),
-    Param("proxies", int, 10000, "Training vectors drawn at random as reference points for every batch", ge=1),
+    Param("k", int, 100, "True nearest proxies per query in the KL loss", ge=1, le=MAX_K),
+    Param("proxies", int, 10000, "Training vectors drawn at random as reference points for every batch", ge=1,
+          le=MAX_BATCH),
     Param("tau_in", float, TAU_IN, "Temperature of the input cosine softmax", gt=0),
     Param("tau_out", float, TAU_OUT, "Temperature of the relaxed Hamming softmax", gt=0),
     Param("kl", str, "pq", "pq: KL(p||q), the paper's; qp: KL(q||p)", choices=("pq", "qp")),

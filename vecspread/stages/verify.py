@@ -1,0 +1,61 @@
+"""The ``verify`` stage: every member and attribute of each file against the fingerprints it records.
+
+Stages check what they read as they read it (``vecspread.io.fingerprints``); ``verify`` checks all of a
+file at once, for any kind vecspread writes (dataset, groundtruth, model, codes, results, checkpoint),
+and also that nothing in it points outside it (``vecspread.io.safety``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vecspread.errors import InputError
+from vecspread.io.artifacts import _kind_of, _open_h5, differences
+from vecspread.io.safety import check_group
+from vecspread.progress import as_progress
+
+#: a file's verdict
+OK, FAILED, UNVERIFIED = "ok", "failed", "unverified"
+
+
+def verify_files(paths: list[str], *, progress: Any = None) -> list[dict[str, Any]]:
+    """One record per path: ``{"path", "kind", "status", "problems"}``; ``status`` is "ok" (everything
+    matches), "failed" (what differs, or why the file cannot be read, is in ``problems``) or
+    "unverified" (a readable file that records no fingerprint, e.g. an ann-benchmarks download)."""
+    progress = as_progress(progress)
+    progress.start(len(paths), "verify")
+    records = []
+    for path in paths:
+        records.append(verify_file(path))
+        progress.advance(1)
+    progress.finish()
+    return records
+
+
+def verify_file(path: str) -> dict[str, Any]:
+    """:func:`verify_files` for one path."""
+    record: dict[str, Any] = {"path": path, "kind": None, "status": FAILED, "problems": []}
+    try:
+        with _open_h5(path, "file") as f:
+            record["kind"] = _kind_of(f)
+            check_group(f, path)
+            if "fingerprint" not in f.attrs:
+                record.update(status=UNVERIFIED, problems=["no fingerprint recorded (not written by vecspread)"])
+                return record
+            differ = differences(f)
+    except InputError as e:
+        record["problems"] = [_without_path(str(e), path)]
+        return record
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError) as e:  # h5py on a damaged file
+        record["problems"] = [f"cannot be read ({str(e).splitlines()[0][:160] if str(e) else type(e).__name__})"]
+        return record
+    record["problems"] = [f"{d} does not match its recorded fingerprint" for d in differ]
+    record["status"] = FAILED if differ else OK
+    return record
+
+
+def _without_path(message: str, path: str) -> str:
+    for prefix in (f"file {path}: ", f"{path}: "):
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message
