@@ -25,7 +25,7 @@ class Console:
 
     def error(self, message: str) -> None:
         """One line on stderr, always shown (even with --quiet)."""
-        line = " ".join(message.split())
+        line = " ".join(message.split()).encode("utf-8", errors="backslashreplace").decode("utf-8")  # names from files
         sys.stderr.write(f"vecspread: error: {line}\n")
         sys.stderr.flush()
 

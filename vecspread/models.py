@@ -8,20 +8,26 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from vecspread.codecs import REGISTRY as CODECS
 from vecspread.errors import ConfigError, InputError, LineageError
 from vecspread.io.artifacts import Artifact, components_fingerprint, mismatch, open_artifact, write_artifact
 from vecspread.io.components import read_component, write_component
+from vecspread.io.safety import reading
 from vecspread.transforms import STORED_TYPES, transform_class
 
 
 def write_model(output: str, transform: Any, codec: Any, *, params: dict[str, Any], inputs: list[dict[str, Any]],
                 attrs: dict[str, Any] | None = None) -> None:
     """A model artifact: ``/transform`` and, when ``codec`` is given, ``/codec``."""
-    with write_artifact(output, "model", params=params, inputs=inputs, attrs=attrs) as f:
-        write_component(f.create_group("transform"), transform.name, transform.get_config(), transform.get_weights())
+    weights = transform.get_weights()
+    arrays = codec.get_arrays() if codec is not None else {}
+    size = sum(np.asarray(a).nbytes for a in [*weights.values(), *arrays.values()])
+    with write_artifact(output, "model", params=params, inputs=inputs, attrs=attrs, expected_bytes=size) as f:
+        write_component(f.create_group("transform"), transform.name, transform.get_config(), weights)
         if codec is not None:
-            write_component(f.create_group("codec"), codec.name, codec.get_config(), codec.get_arrays())
+            write_component(f.create_group("codec"), codec.name, codec.get_config(), arrays)
 
 
 def open_model(path: str) -> tuple[Artifact, Any]:
@@ -46,7 +52,9 @@ def open_codes(path: str) -> tuple[Artifact, Any, Any]:
         if not art.has("codes") or not art.has("codec"):
             raise InputError(f"codes {path}: missing /codes or /codec (file damaged?)")
         recorded = art.file.attrs.get("components_fingerprint")
-        if recorded is not None and recorded != components_fingerprint(art.file):
+        with reading(path):
+            current = components_fingerprint(art.file)
+        if recorded is not None and str(recorded) != current:
             raise LineageError(f"codes {path}: its model groups (/transform, /codec) are not the ones the codes were "
                                "encoded with (file modified or damaged); encode again with `vecspread encode`")
         transform = load_transform(art)

@@ -34,8 +34,9 @@ import numpy as np
 from vecspread import __version__
 from vecspread.errors import InputError, LineageError
 from vecspread.io import fingerprints, safety
-from vecspread.io.atomic import abandon, atomic_output, check_free_space, write_failed
+from vecspread.io.atomic import abandon, atomic_output, reserve_space, write_failed
 from vecspread.io.paths import readable_file, writable_target
+from vecspread.io.preflight import preflight
 
 KINDS = ("dataset", "groundtruth", "model", "codes", "results")
 DISTANCES = ("euclidean", "angular", "dot")
@@ -101,7 +102,8 @@ class Artifact(Closing):
 
     def member(self, name: str, *, numeric: bool = True) -> h5py.Dataset:
         """The dataset ``name``, safe to read (``vecspread.io.safety``), with its recorded shape and dtype."""
-        ds = safety.member(self.file, name, self.path, numeric=numeric)
+        with safety.reading(self.path):
+            ds = safety.member(self.file, name, self.path, numeric=numeric)
         rec = self._recorded(name)
         if rec is not None and (list(ds.shape) != rec.get("shape") or ds.dtype.str != rec.get("dtype")):
             raise InputError(f"{self.path}: '{name}' is {ds.shape} {ds.dtype.str}, not the {tuple(rec.get('shape') or ())} "
@@ -110,12 +112,16 @@ class Artifact(Closing):
 
     def group(self, name: str) -> h5py.Group:
         """The group ``name`` (a model's ``transform`` or ``codec``), checked (``vecspread.io.safety``)."""
-        return safety.subgroup(self.file, name, self.path)
+        with safety.reading(self.path):
+            return safety.subgroup(self.file, name, self.path)
 
     def read(self, name: str) -> np.ndarray:
         """The whole of ``name`` (an array with a first axis), verified against its recorded digest."""
         blocks = [b for _, b in self.blocks(name)]
-        return np.concatenate(blocks) if blocks else self.member(name)[()]
+        if blocks:
+            return np.concatenate(blocks)
+        with safety.reading(self.path):
+            return self.member(name)[()]
 
     def blocks(self, name: str, block_size: int = DEFAULT_BLOCK_SIZE) -> Iterator[tuple[int, np.ndarray]]:
         """(start, raw block) of ``name`` in row order; after the last block, the member's recorded digest
@@ -124,7 +130,8 @@ class Artifact(Closing):
         rec = self._recorded(name)
         digest = fingerprints.MemberDigest(name, ds) if rec is not None else None
         for start in range(0, ds.shape[0], block_size):
-            block = ds[start : start + block_size]
+            with safety.reading(self.path):
+                block = ds[start : start + block_size]
             if digest is not None:
                 digest.update(block)
             yield start, block
@@ -143,7 +150,8 @@ class Artifact(Closing):
 
     def verify(self) -> list[str]:
         """What does not match the recorded fingerprints (:func:`differences`). Reads every member."""
-        return differences(self.file)
+        with safety.reading(self.path):
+            return differences(self.file)
 
     def close(self) -> None:
         self.file.close()
@@ -159,27 +167,33 @@ def open_artifact(path: str | os.PathLike, expect: str | tuple[str, ...], role: 
     expected = (expect,) if isinstance(expect, str) else tuple(expect)
     f = _open_h5(path, role)
     try:
-        kind = _kind_of(f)
-        if kind is None and ("train" in f) != ("test" in f):
-            have, lack = ("train", "test") if "train" in f else ("test", "train")
-            raise InputError(f"{role} {path}: has a '{have}' set but no '{lack}' set "
-                             "(a dataset needs both: add it with `vecspread import ... --queries`)")
-        if kind not in expected:
-            found = kind or "not a vecspread artifact"
-            raise InputError(
-                f"{role} {path}: expected a {' or '.join(expected)} file, found {found}"
-                + _kind_hint(expected)
-            )
-        fp = f.attrs.get("fingerprint")
-        fingerprint = str(fp) if fp is not None else fingerprints.compute(f)
-        changed = fingerprints.changed_entries(f)  # cheap: attributes only
-        if changed:
-            raise InputError(f"{role} {path}: {mismatch([describe_entry(e) for e in changed])} "
-                             "(file modified or damaged after it was written)")
-        return Artifact(path=path, file=f, kind=kind, fingerprint=fingerprint)
+        with safety.reading(f"{role} {path}"):
+            return _checked_artifact(f, path, expected, role)
     except BaseException:
         f.close()
         raise
+
+
+def _checked_artifact(f: h5py.File, path: str, expected: tuple[str, ...], role: str) -> Artifact:
+    """The open file as an Artifact once its kind and its attributes' fingerprints are checked."""
+    kind = _kind_of(f)
+    if kind is None and ("train" in f) != ("test" in f):
+        have, lack = ("train", "test") if "train" in f else ("test", "train")
+        raise InputError(f"{role} {path}: has a '{have}' set but no '{lack}' set "
+                         "(a dataset needs both: add it with `vecspread import ... --queries`)")
+    if kind not in expected:
+        found = kind or "not a vecspread artifact"
+        raise InputError(
+            f"{role} {path}: expected a {' or '.join(expected)} file, found {found}"
+            + _kind_hint(expected)
+        )
+    fp = f.attrs.get("fingerprint")
+    fingerprint = str(fp) if fp is not None else fingerprints.compute(f)
+    changed = fingerprints.changed_entries(f)  # cheap: attributes only
+    if changed:
+        raise InputError(f"{role} {path}: {mismatch([describe_entry(e) for e in changed])} "
+                         "(file modified or damaged after it was written)")
+    return Artifact(path=path, file=f, kind=kind, fingerprint=fingerprint)
 
 
 def differences(f: h5py.File) -> list[str]:
@@ -193,7 +207,7 @@ def differences(f: h5py.File) -> list[str]:
     if members is None:  # written before scheme 2
         return [] if str(recorded) == fingerprints.fingerprint_v1(f) else ["fingerprint"]
     found = {name: fingerprints.describe(f[name]) for name in fingerprints.dataset_names(f)}
-    bad = [f"member '{n}'" for n in sorted(set(found) | set(members)) if found.get(n) != members.get(n)]
+    bad = [f"member '{safety.text_of(n)}'" for n in sorted(set(found) | set(members)) if found.get(n) != members.get(n)]
     bad += [describe_entry(e) for e in fingerprints.changed_entries(f)]
     structure = fingerprints.structure_digest(fingerprints.structure_entries(f))
     if not bad and fingerprints.combine(structure, found) != str(recorded):
@@ -209,6 +223,7 @@ def mismatch(differ: list[str]) -> str:
 def describe_entry(entry: str) -> str:
     """A structure entry (``vecspread.io.fingerprints``) in words: ``transform@config`` -> "attribute
     'config' of /transform"."""
+    entry = safety.text_of(entry)
     if entry.endswith("->"):
         return f"link /{entry[:-2]}"
     where, _, key = entry.rpartition("@")
@@ -221,6 +236,7 @@ def _open_h5(path: str, role: str) -> h5py.File:
         raise InputError(
             f"{role} {path}: not an HDF5 file (vector files such as .fvecs go through `vecspread import` first)"
         )
+    preflight(path, role)  # a damaged file that would hang or crash HDF5 is refused here
     try:
         return h5py.File(path, "r")
     except OSError as e:
@@ -230,7 +246,7 @@ def _open_h5(path: str, role: str) -> h5py.File:
 def _kind_of(f: h5py.File) -> str | None:
     kind = f.attrs.get("vecspread_kind")
     if kind is not None:
-        return str(kind)
+        return safety.text_of(kind, 40)
     if "train" in f and "test" in f:  # ann-benchmarks layout
         return "dataset"
     return None
@@ -333,12 +349,12 @@ def write_artifact(
 
     On normal exit the provenance attributes and the content fingerprint are written, the file is
     flushed to disk and renamed onto ``output``. On any exception the temporary file is removed and
-    ``output`` is left as it was.
+    ``output`` is left as it was. ``expected_bytes``: about what the stage will write (its arrays), to
+    refuse at once when there is no room for it (:func:`vecspread.io.atomic.reserve_space`).
     """
     assert kind in KINDS, kind
-    if expected_bytes:
-        check_free_space(output, expected_bytes)
     with atomic_output(output) as tmp:
+        reserve_space(tmp, output, expected_bytes)
         f = h5py.File(tmp, "w")
         try:
             f.attrs["vecspread_kind"] = kind

@@ -96,6 +96,30 @@ def human_bytes(nbytes: float) -> str:
     return f"{nbytes:.1f} PB"
 
 
+#: room reserved beyond a write's expected size: HDF5's own metadata, chunk indexes, attributes
+RESERVE_MARGIN = 1 << 20
+
+
+def reserve_space(tmp: Path, target: str | os.PathLike, nbytes: int) -> None:
+    """Before HDF5 writes ``tmp``: OutputError now when ``nbytes`` (plus a margin) cannot be written there.
+
+    HDF5 reports failed writes late (when objects are freed) and can crash the process once a write has
+    failed, so the likely failures are provoked first, where Python sees them: the file system's free
+    space, and the file size limit (``tmp`` is extended, sparsely, to the size; HDF5 then truncates it).
+    """
+    nbytes = int(nbytes * 1.05) + RESERVE_MARGIN
+    check_free_space(target, nbytes)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.truncate(nbytes)
+    except OSError as e:
+        if write_failed(e):
+            raise OutputError(f"{target}: cannot be written ({reason(e)}: it needs about {human_bytes(nbytes)}); "
+                              "nothing was left behind: free some space (or raise the file size limit) and run "
+                              "again") from None
+        raise
+
+
 def abandon(f: Any) -> None:
     """Keep an HDF5 file whose writes failed open until the process ends (see ``ABANDONED``)."""
     ABANDONED.append(f)

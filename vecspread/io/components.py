@@ -16,7 +16,7 @@ import numpy as np
 
 from vecspread.errors import InputError
 from vecspread.io.artifacts import json_default
-from vecspread.io.safety import check_group
+from vecspread.io.safety import check_group, reading
 
 
 def write_component(group: h5py.Group, type_name: str, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -37,6 +37,11 @@ def read_component(group: h5py.Group, path: str) -> tuple[str, dict[str, Any], d
     and so are links and storage that lead outside the file (``vecspread.io.safety``). Weights must be
     finite.
     """
+    with reading(path):
+        return _read_component(group, path)
+
+
+def _read_component(group: h5py.Group, path: str) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
     check_group(group, path)
     try:
         type_name = str(group.attrs["type"])

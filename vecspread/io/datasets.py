@@ -10,7 +10,7 @@ import numpy as np
 
 from vecspread.errors import InputError
 from vecspread.io.artifacts import DEFAULT_BLOCK_SIZE, DISTANCES, Closing, open_artifact
-from vecspread.io.safety import check_matrix
+from vecspread.io.safety import check_matrix, text_of
 
 
 class Dataset(Closing):
@@ -37,7 +37,7 @@ class Dataset(Closing):
                     raise InputError(f"{role} {self.path}: '{name}' has dimension {self.member(name).shape[1]} but "
                                      f"train has {d}")
             distance = self.art.file.attrs.get("distance", "euclidean")
-            self.distance = distance.decode(errors="replace") if isinstance(distance, bytes) else str(distance)
+            self.distance = text_of(distance, 40)
             if self.distance not in DISTANCES:
                 raise InputError(
                     f"{role} {self.path}: distance '{self.distance}' is not supported (use one of {', '.join(DISTANCES)})"

@@ -36,7 +36,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from vecspread.io.safety import unsafe_reason
+from vecspread.io.safety import text_of, unsafe_reason
 
 SCHEME = 2
 #: root attributes that record provenance or the fingerprint itself, not content
@@ -204,8 +204,6 @@ def fingerprint_v1(f: h5py.File) -> str:
 
 
 def _attr(value: Any) -> str:
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
     if isinstance(value, np.ndarray):
-        return json.dumps(value.tolist())
-    return str(value)
+        return json.dumps(value.tolist(), default=str)
+    return text_of(value, limit=1 << 62)

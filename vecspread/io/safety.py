@@ -12,23 +12,47 @@ on them: a chunked dataset can claim 10^12 rows and hold none (unwritten chunks 
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import h5py
 import numpy as np
 
 from vecspread.errors import InputError
 from vecspread.io.atomic import human_bytes
+from vecspread.limits import MAX_DIM, MAX_ROWS
 
 #: a member may claim at most this many times the bytes the file stores for it (compression of real
 #: vectors is far below 10x), plus MIN_CLAIM bytes for tiny members
 MAX_CLAIM_RATIO = 64
 MIN_CLAIM = 1 << 20
-#: the largest matrices a stage takes: rows and columns
-MAX_ROWS = 1 << 40
-MAX_DIM = 1 << 16
 #: soft links followed at most this deep (a loop of soft links is refused)
 MAX_SOFT_DEPTH = 8
+
+
+#: what h5py raises on a damaged file (a flipped bit in a B-tree, a truncated heap, ...)
+HDF5_ERRORS = (RuntimeError, OSError, ValueError, KeyError, TypeError, IndexError, SystemError)
+
+
+@contextlib.contextmanager
+def reading(path: str) -> Iterator[None]:
+    """h5py calls on ``path`` inside the block: its errors on a damaged file become one InputError."""
+    try:
+        yield
+    except InputError:
+        raise
+    except HDF5_ERRORS as e:
+        text = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise InputError(f"{path}: cannot be read, the file is damaged ({text})") from None
+
+
+def text_of(value: Any, limit: int = 200) -> str:
+    """An attribute value as printable text: bytes decoded with replacement, characters that cannot be
+    encoded (lone surrogates from damaged bytes) escaped, at most ``limit`` characters."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    text = str(value)
+    return text.encode("utf-8", errors="backslashreplace").decode("utf-8")[:limit]
 
 
 def subgroup(group: h5py.Group, name: str, path: str) -> h5py.Group:
@@ -58,7 +82,7 @@ def member(group: h5py.Group, name: str, path: str, *, numeric: bool = True) -> 
 def check_dataset(ds: h5py.Dataset, path: str, *, numeric: bool = True) -> None:
     """Refuse a dataset whose bytes live outside the file, that is not numeric (when asked), or whose
     claimed size is not backed by the file."""
-    name = ds.name.lstrip("/")
+    name = text_of(ds.name.lstrip("/"))
     if ds.is_virtual:
         raise InputError(f"{path}: '{name}' is a virtual dataset (its data live in other files); vecspread reads "
                          "only the files it is given: store the data in this file")
@@ -68,16 +92,21 @@ def check_dataset(ds: h5py.Dataset, path: str, *, numeric: bool = True) -> None:
                          "vecspread reads only the files it is given: store the data in this file")
     if numeric and (ds.dtype.kind not in "biuf" or ds.dtype.fields is not None):
         raise InputError(f"{path}: '{name}' has dtype {ds.dtype}, expected numbers")
-    claimed = int(np.prod(ds.shape, dtype=object)) * ds.dtype.itemsize if ds.shape else ds.dtype.itemsize
-    stored = ds.id.get_storage_size()
+    claimed, stored = _claim(ds)
     if claimed > MAX_CLAIM_RATIO * stored + MIN_CLAIM:
-        raise InputError(f"{path}: '{name}' claims {ds.shape} ({human_bytes(claimed)}) but the file stores {human_bytes(stored)} "
-                         "of it: the file is damaged or not what it says")
+        raise InputError(f"{path}: '{name}' claims {ds.shape} ({human_bytes(claimed)}) but the file stores "
+                         f"{human_bytes(stored)} of it: the file is damaged or not what it says")
+
+
+def _claim(ds: h5py.Dataset) -> tuple[int, int]:
+    """(bytes the dataset's shape claims, bytes the file stores for it)."""
+    claimed = int(np.prod(ds.shape, dtype=object)) * ds.dtype.itemsize if ds.shape else ds.dtype.itemsize
+    return claimed, int(ds.id.get_storage_size())
 
 
 def check_matrix(ds: h5py.Dataset, path: str) -> tuple[int, int]:
     """(rows, dim) of a 2-D numeric dataset within the stated limits; InputError otherwise."""
-    name = ds.name.lstrip("/")
+    name = text_of(ds.name.lstrip("/"))
     if ds.ndim != 2:
         raise InputError(f"{path}: '{name}' must be a 2-D array, found shape {ds.shape}")
     n, d = (int(v) for v in ds.shape)
@@ -93,9 +122,9 @@ def check_group(group: h5py.Group, path: str) -> None:
 
     def visit(name: str, link: Any) -> None:
         if isinstance(link, h5py.ExternalLink):
-            problems.append(f"'{group.name.strip('/')}/{name}' is an external link to {link.filename}:{link.path}")
+            problems.append(text_of(f"'{group.name.strip('/')}/{name}' is an external link to {link.filename}:{link.path}"))
         elif isinstance(link, h5py.SoftLink):
-            problems.append(f"'{group.name.strip('/')}/{name}' is a soft link (to {link.path})")
+            problems.append(text_of(f"'{group.name.strip('/')}/{name}' is a soft link (to {link.path})"))
 
     group.visititems_links(visit)
     if problems:
@@ -109,6 +138,9 @@ def unsafe_reason(ds: h5py.Dataset) -> str | None:
         return "virtual"
     if ds.external:
         return "external"
+    claimed, stored = _claim(ds)
+    if claimed > MAX_CLAIM_RATIO * stored + MIN_CLAIM:
+        return "claims more than the file stores"
     return None
 
 

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from vecspread.errors import ConfigError, InputError
-from vecspread.io.atomic import atomic_output
+from vecspread.io.atomic import atomic_output, reserve_space
 
 FORMAT = 2
 
@@ -29,7 +29,9 @@ def write_checkpoint(path: str, meta: Mapping[str, Any], groups: Mapping[str, Ma
 
     from vecspread.io import fingerprints
 
+    size = sum(np.asarray(a).nbytes for arrays in groups.values() for a in arrays.values())
     with atomic_output(path) as tmp:
+        reserve_space(tmp, path, size)
         with h5py.File(tmp, "w") as f:
             f.attrs["vecspread_kind"] = "checkpoint"
             f["meta"] = json_bytes({**meta, "format": FORMAT})
@@ -46,10 +48,13 @@ def read_checkpoint(path: str, kind: str) -> tuple[dict[str, Any], dict[str, dic
     import h5py
 
     from vecspread.io.artifacts import differences, mismatch
-    from vecspread.io.safety import check_group
+    from vecspread.io.preflight import preflight
+    from vecspread.io.safety import HDF5_ERRORS, check_group
 
     if not os.path.isfile(path):
         raise InputError(f"checkpoint {path} does not exist (or is not a regular file)")
+    if h5py.is_hdf5(path):
+        preflight(path, "checkpoint")
     try:
         with h5py.File(path, "r") as f:
             check_group(f, path)
@@ -59,7 +64,7 @@ def read_checkpoint(path: str, kind: str) -> tuple[dict[str, Any], dict[str, dic
                                  "written); train again without --resume")
             meta = json.loads(bytes(f["meta"][()]).decode())
             groups = {name: read_group(f[name]) for name in f if name != "meta"}
-    except (OSError, KeyError, ValueError, TypeError, AttributeError) as e:
+    except (*HDF5_ERRORS, AttributeError) as e:
         raise InputError(f"{path} is not a readable {kind} checkpoint ({str(e).splitlines()[0][:160]})") from None
     if not isinstance(meta, dict) or not all(isinstance(g, dict) for g in groups.values()):
         raise InputError(f"{path} is not a readable {kind} checkpoint (its meta is not a JSON object)")
@@ -88,7 +93,7 @@ def json_bytes(obj: Any) -> np.ndarray:
 
 
 def read_group(g: Any) -> dict[str, np.ndarray]:
-    """Every dataset below an HDF5 group, by relative name, as numeric numpy arrays."""
+    """Every dataset below an HDF5 group, by relative name, as numeric numpy arrays (floats finite)."""
     if not hasattr(g, "visititems"):
         raise ValueError(f"{g.name} is not a group")
     out: dict[str, np.ndarray] = {}
@@ -98,6 +103,8 @@ def read_group(g: Any) -> dict[str, np.ndarray]:
             if obj.dtype.kind not in "biuf":
                 raise ValueError(f"{obj.name} has dtype {obj.dtype}, expected numbers")
             out[name] = np.array(obj[()])
+            if out[name].dtype.kind == "f" and not np.isfinite(out[name]).all():
+                raise ValueError(f"{obj.name} holds NaN or infinite values")
 
     g.visititems(visit)
     return out

@@ -104,3 +104,11 @@ def load_optimizer_arrays(opt: torch.optim.Optimizer, arrays: Mapping[str, Any])
         state.setdefault(int(i), {})[name] = torch.from_numpy(np.array(value))
     # load_state_dict moves tensors to each parameter's device and dtype (step counts stay as saved)
     opt.load_state_dict({"state": state, "param_groups": current["param_groups"]})
+
+
+def error_reason(e: BaseException) -> str:
+    """The line of an error that says what is wrong (torch's state-dict errors put it on the second)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Error(s) in loading"):
+        return lines[1][:200]
+    return (lines[0] if lines else type(e).__name__)[:200]

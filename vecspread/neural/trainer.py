@@ -36,7 +36,7 @@ import torch.nn as nn
 from vecspread.errors import ConfigError, InputError
 from vecspread.neural.checkpoint import check_compatible, read_checkpoint, write_checkpoint
 from vecspread.neural.mlp import init_mlp
-from vecspread.neural.torch_util import (fingerprint, forward_batched, load_optimizer_arrays, load_state_arrays,
+from vecspread.neural.torch_util import (error_reason, fingerprint, forward_batched, load_optimizer_arrays, load_state_arrays,
                                          optimizer_arrays, resolve_device, state_arrays)
 from vecspread.neural.validation import RECALL_KS, Validator, kept_epoch, recall_stderr, split_sizes
 from vecspread.progress import Progress
@@ -289,7 +289,7 @@ class _RunState:
                 self.plan = {k: torch.from_numpy(np.array(v)) for k, v in groups["epoch"].items()}
                 self.sums = {k: float(v) for k, v in dict(meta["sums"]).items()}
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
-            raise InputError(f"cannot resume from {path}: {str(e).splitlines()[0][:160]} (checkpoint damaged?)") from None
+            raise InputError(f"cannot resume from {path}: {error_reason(e)} (checkpoint damaged?)") from None
         self.epoch, self.step = epoch, step
 
 
@@ -302,3 +302,4 @@ def _format_epoch(rec: dict[str, Any], epochs: int) -> str:
     for codec in sorted({k.rsplit("_r", 1)[0] for k in rec if k.endswith("_r10")}, key=lambda c: c != "sign"):
         s += f" | {codec} 1-R@1/10/100 " + "/".join(f"{rec[f'{codec}_r{k}']:.3f}" for k in RECALL_KS)
     return s
+

@@ -12,6 +12,7 @@ from vecspread.codecs import REGISTRY as CODECS
 from vecspread.errors import ConfigError, InputError
 from vecspread.io.artifacts import DEFAULT_BLOCK_SIZE, Artifact, components_fingerprint, provenance, write_artifact
 from vecspread.io.datasets import Dataset
+from vecspread.io.safety import reading
 from vecspread.io.components import write_component
 from vecspread.models import load_codec, open_model
 from vecspread.progress import Progress, as_progress
@@ -58,7 +59,8 @@ def encode_dataset(
             progress.finish()
             seconds = time.perf_counter() - t0
             f.attrs["encode_seconds"] = seconds
-            model_art.file.copy(model_art.group("transform"), f, "transform")
+            with reading(model):  # HDF5 copies the group as stored: damage reading did not meet shows here
+                model_art.file.copy(model_art.group("transform"), f, "transform")
             write_component(f.create_group("codec"), codec_name, codec.get_config(), codec.get_arrays())
             f.attrs["components_fingerprint"] = components_fingerprint(f)
     return {"n": n, "codec": codec_name, "bits": codec.code_bits, "code_size": codec.code_size,

@@ -13,7 +13,7 @@ def evaluate(results: str, groundtruth: str, at: list[int]) -> dict:
     if not at or any(k <= 0 for k in at):
         raise ConfigError(f"--at needs positive ranks, got {at}")
     res = open_artifact(results, "results", role="results")
-    gt, gt_dataset = open_groundtruth(groundtruth)
+    gt, gt_dataset, gt_n = open_groundtruth(groundtruth)
     with res, gt:
         res_dataset = (res.input("dataset") or {}).get("fingerprint")
         if res_dataset and gt_dataset and res_dataset != gt_dataset:
@@ -35,6 +35,9 @@ def evaluate(results: str, groundtruth: str, at: list[int]) -> dict:
             raise InputError(f"results {results}: ids {I.min()}..{I.max()} outside -1..{n - 1} (file damaged or edited)")
         if gt_I.size and gt_I.min() < 0:
             raise InputError(f"groundtruth {groundtruth}: negative neighbour id {gt_I.min()} (file damaged or edited)")
+        if gt_I.size and gt_n is not None and gt_I.max() >= gt_n:
+            raise InputError(f"groundtruth {groundtruth}: neighbour id {gt_I.max()} outside its database of {gt_n} "
+                             "vectors (file damaged or edited)")
         if I.shape[0] != gt_I.shape[0]:
             raise InputError(f"results have {I.shape[0]} queries but the ground truth has {gt_I.shape[0]}")
         for k in at:
@@ -47,7 +50,7 @@ def evaluate(results: str, groundtruth: str, at: list[int]) -> dict:
             "recall": {str(k): one_recall_at(I, gt_I, gt_D, k) for k in at},
             "k_recall": {str(k): k_recall_at(I, gt_I, gt_D, k) for k in at},
             "codec": res.params.get("codec"),
-            "ms_per_query": float(res.file.attrs.get("ms_per_query", float("nan"))),
+            "ms_per_query": _number(res.file.attrs.get("ms_per_query")),
         }
 
 
@@ -75,3 +78,11 @@ def evaluate_with_checks(results: str, groundtruth: str, at: list[int], threshol
                 if report["recall"][str(k)] < v]
     report["checks"] = {f"{k}": {"min": v, "ok": report["recall"][str(k)] >= v} for k, v in thresholds.items()}
     return report, failures
+
+
+def _number(value: object) -> float:
+    """A timing attribute (provenance) as a float; NaN when absent or not a number (a damaged file)."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan")

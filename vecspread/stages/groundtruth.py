@@ -46,7 +46,7 @@ def compute_groundtruth(
         progress.finish()
         seconds = time.perf_counter() - t0
         with write_artifact(
-            output, "groundtruth", params={"k": k, "distance": ds.distance},
+            output, "groundtruth", params={"k": k, "distance": ds.distance, "n": n},
             inputs=[provenance(ds.art, "dataset")], attrs={"distance": ds.distance, "seconds": seconds},
             expected_bytes=I.nbytes + D.nbytes,
         ) as f:
@@ -62,10 +62,11 @@ def check_k(k: int, n: int, what: str = "-k") -> None:
         raise ConfigError(f"{what} {k} exceeds the {n} database vectors; use {what} {n} or less")
 
 
-def open_groundtruth(path: str) -> tuple[Artifact, str]:
+def open_groundtruth(path: str) -> tuple[Artifact, str, int | None]:
     """Open a ground truth for eval: a groundtruth artifact, or a dataset carrying neighbors/distances.
 
-    Returns the artifact and the fingerprint of the dataset whose queries it answers.
+    Returns the artifact, the fingerprint of the dataset whose queries it answers, and that dataset's
+    size (None when the file does not say: ground truths written before it was recorded).
     """
     art = open_artifact(path, ("groundtruth", "dataset"), role="groundtruth")
     for name in ("neighbors", "distances"):
@@ -75,6 +76,7 @@ def open_groundtruth(path: str) -> tuple[Artifact, str]:
                 f"groundtruth {path}: has no '{name}' (compute one with `vecspread gt DATASET -k 100 -o gt.h5`)"
             )
     if art.kind == "dataset":
-        return art, art.fingerprint
+        return art, art.fingerprint, art.member("train").shape[0] if art.has("train") else None
     rec = art.input("dataset")
-    return art, (rec or {}).get("fingerprint", "")
+    n = art.params.get("n")
+    return art, (rec or {}).get("fingerprint", ""), n if isinstance(n, int) and not isinstance(n, bool) else None

@@ -11,6 +11,7 @@ import numpy as np
 from vecspread.io.artifacts import DEFAULT_BLOCK_SIZE, DISTANCES, write_artifact
 from vecspread.distances import paired
 from vecspread.errors import ConfigError, InputError
+from vecspread.io.datasets import max_abs_value
 from vecspread.io.formats import VectorFile, open_vectors
 from vecspread.progress import Progress, as_progress
 
@@ -78,6 +79,7 @@ def _copy_vectors(f: h5py.File, name: str, vf: VectorFile, block_size: int, prog
     dtype = _stored_dtype(vf)
     chunk_rows = max(1, min(vf.n, (1 << 20) // max(1, vf.d * dtype.itemsize)))
     ds = f.create_dataset(name, shape=(vf.n, vf.d), dtype=dtype, chunks=(chunk_rows, vf.d))
+    limit = max_abs_value(vf.d)
     progress.start(vf.n, f"import {name}")
     for start, block in vf.blocks(block_size):
         if dtype != np.uint8:
@@ -87,6 +89,13 @@ def _copy_vectors(f: h5py.File, name: str, vf: VectorFile, block_size: int, prog
                 raise InputError(
                     f"{vf.path}: row {start + int(np.flatnonzero(bad)[0])} contains NaN or inf; "
                     "clean the vectors before import"
+                )
+            big = (np.abs(block) > limit).any(axis=1)
+            if big.any():
+                row = start + int(np.flatnonzero(big)[0])
+                raise InputError(
+                    f"{vf.path}: row {row} holds a value of magnitude {np.abs(block[row - start]).max():.3g}: beyond "
+                    f"{limit:.3g}, squared distances in {vf.d} dimensions overflow float32; scale the vectors down"
                 )
         ds[start : start + len(block)] = block
         progress.advance(len(block))

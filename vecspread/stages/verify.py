@@ -11,7 +11,7 @@ from typing import Any
 
 from vecspread.errors import InputError
 from vecspread.io.artifacts import _kind_of, _open_h5, differences
-from vecspread.io.safety import check_group
+from vecspread.io.safety import HDF5_ERRORS, check_group, text_of
 from vecspread.progress import as_progress
 
 #: a file's verdict
@@ -44,12 +44,12 @@ def verify_file(path: str) -> dict[str, Any]:
                 return record
             differ = differences(f)
     except InputError as e:
-        record["problems"] = [_without_path(str(e), path)]
+        record["problems"] = [text_of(_without_path(str(e), path), 400)]
         return record
-    except (OSError, RuntimeError, ValueError, KeyError, TypeError) as e:  # h5py on a damaged file
+    except HDF5_ERRORS as e:  # h5py on a damaged file
         record["problems"] = [f"cannot be read ({str(e).splitlines()[0][:160] if str(e) else type(e).__name__})"]
         return record
-    record["problems"] = [f"{d} does not match its recorded fingerprint" for d in differ]
+    record["problems"] = [text_of(f"{d} does not match its recorded fingerprint") for d in differ]
     record["status"] = FAILED if differ else OK
     return record
 

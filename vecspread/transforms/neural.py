@@ -9,7 +9,7 @@ import torch
 
 from vecspread.errors import ConfigError, InputError
 from vecspread.neural import trainer
-from vecspread.neural.torch_util import as_matrix, forward_batched, load_state_arrays, state_arrays
+from vecspread.neural.torch_util import as_matrix, error_reason, forward_batched, load_state_arrays, state_arrays
 from vecspread.progress import as_progress
 from vecspread.runtime import RunSettings, threads_within
 from vecspread.transforms.base import Transform
@@ -86,6 +86,6 @@ class NeuralTransform(Transform):
             net = self.build_network(self.d_in_)
             load_state_arrays(net, {k: v for k, v in weights.items() if k != "input_scale"})
         except (KeyError, RuntimeError, ConfigError) as e:
-            raise InputError(f"{self.name} weights do not match its config: {str(e).splitlines()[0]}") from None
+            raise InputError(f"{self.name} weights do not match its config: {error_reason(e)}") from None
         self.net_ = net.eval()
         self._device = torch.device("cpu")

@@ -5,5 +5,5 @@ from vecspread.params import Param, ParamSet
 from vecspread.registry import Spec
 
 SPEC = Spec("sign", "vecspread.codecs.sign.codec:SignCodec", ParamSet(
-    Param("bits", int, help="Checked to equal the model's output dimension (one bit each)", ge=1, le=MAX_DIM),
+    Param("bits", int, help="Checked to equal the model's output dimension (one bit each)", le=MAX_DIM),
 ), "one sign bit per dimension, Hamming search")

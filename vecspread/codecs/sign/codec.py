@@ -27,7 +27,8 @@ class SignCodec(Codec):
         if self.bits is not None and self.bits != d:
             raise ConfigError(
                 f"sign codes have one bit per output dimension: the model outputs {d} dimensions, "
-                f"not --bits {self.bits}; train the model with --dout {self.bits} or drop --bits"
+                f"not --bits {self.bits}; "
+                + (f"train the model with --dout {self.bits} or drop --bits" if self.bits >= 8 else "drop --bits")
             )
         if d % 8:
             raise ConfigError(
