@@ -8,11 +8,13 @@ TORCH   = torch==2.13.0
 
 setup: $(VENV)/.installed
 
-# The CPU build of torch goes in first and constraints.txt pins it, so nothing pulls the CUDA stack.
+# The CPU build of torch goes in first (PyTorch's CPU index when reachable, see tools/install_torch.sh)
+# and constraints.txt pins it, so nothing pulls the CUDA stack; the last line fails if something did.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q $(TORCH)
+	sh tools/install_torch.sh $(BIN)/python $(TORCH)
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	$(BIN)/python tools/check_no_cuda.py
 	touch $@
 
 # test files are spread over the cores (pytest-xdist); each file's tests stay together, so that its

@@ -51,12 +51,28 @@ def generate_man(outdir: Path) -> None:
             wrapper.write_text(f'#!/bin/sh\nexec {args} "$@"\n')
             wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
             description = _first_help_line(stage)
+            page = outdir / f"{name}.1"
             subprocess.run(
                 ["help2man", "--no-info", "--no-discard-stderr", "-n", description,
-                 "--version-string", f"{name} {__version__}", "-o",
-                 str(outdir / f"{name}.1"), str(wrapper)],
+                 "--version-string", f"{name} {__version__}", "-o", str(page), str(wrapper)],
                 check=True, env=env(),
             )
+            page.write_text(rehyphenate(page.read_text()))
+
+
+def rehyphenate(page: str) -> str:
+    """help2man joins a word the help text wrapped at its hyphen ("simple-" / "lsh" -> "simplelsh"):
+    put the hyphen back in every registered name that has one."""
+    import re
+
+    from vecspread.codecs import REGISTRY as CODECS
+    from vecspread.scanners import REGISTRY as SCANNERS
+    from vecspread.transforms import REGISTRY as METHODS
+
+    for name in {*METHODS.names, *CODECS.names, *SCANNERS.names}:
+        if "-" in name:
+            page = re.sub(rf"\b{re.escape(name.replace('-', ''))}\b", name.replace("-", "\\-"), page)
+    return page
 
 
 def _first_help_line(stage: str | None) -> str:

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any, List, Optional
 
 import typer
+import typer.core
 
-from vecspread import __version__
-from vecspread.cli_edge import (check_dir, check_new_file, console, ensure_dir, prepare, run_main, run_stage, stage, usage,
-                                within)
+from vecspread import __version__, naming
+from vecspread.cli_edge import (check_dir, check_new_file, console, derived, ensure_dir, prepare, run_main, run_stage,
+                                stage, usage, within)
 from vecspread.cli_options import codec_options, method_options, scanner_options, with_options
 from vecspread.codecs import REGISTRY as CODECS
 from vecspread.limits import (ATOMS_MAX_BITS, ATOMS_MAX_DIM, ATOMS_MAX_R2, MAX_BLOCK_SIZE, MAX_K, MAX_SEED,
@@ -32,12 +34,24 @@ CodecName = enum.Enum("CodecName", {name: name for name in CODECS.names}, type=s
 Distance = enum.Enum("Distance", {name: name for name in ("euclidean", "angular", "dot")}, type=str)
 
 
-Output = Annotated[str, typer.Option("--output", "-o", help="Output HDF5 file (written to a temporary file, then renamed).")]
+Output = Annotated[Optional[str], typer.Option("--output", "-o", help="Output HDF5 file (default: named after the input, in the current directory; written to a temporary file, then renamed).")]
 Threads = Annotated[Optional[int], typer.Option("--threads", callback=within(ge=1, le=MAX_THREADS), help="Threads for faiss/torch, 1 to 256 (default: the cores this process may use).")]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")]
 JsonReport = Annotated[bool, typer.Option("--json", help="Print the whole report as one JSON object on stdout.")]
 BlockSize = Annotated[int, typer.Option("--block-size", callback=within(ge=1, le=MAX_BLOCK_SIZE), help="Database vectors per block (at most 2^24): memory is bounded by this, not by the database size.")]
 Ranks = Annotated[str, typer.Option("--at", help="Comma-separated ranks k.")]
+
+def _flag_type(option: Any, ctx: Any) -> Optional[str]:
+    """Typer's rich help labels on/off flags "<bool>", as if they took a value: show no type for them."""
+    return None if option.is_flag else _typer_display_type(option, ctx)
+
+
+_typer_display_type = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
+
+# rich help (Typer's default) reads [...] as markup: the extra's brackets are escaped there, not in plain help
+PLOT_EXTRA = "vecspread[plot]" if os.environ.get("TYPER_USE_RICH", "1").lower() in ("0", "false", "no", "off") \
+    else "vecspread\\[plot]"
 
 app = typer.Typer(
     name="vecspread",
@@ -79,31 +93,35 @@ def _listing(registry: Any) -> str:
 def import_cmd(
     base: str = typer.Argument(..., help="Database vectors (.fvecs .bvecs .ivecs .fbin .u8bin .i8bin .ibin .npy)."),
     queries: str = typer.Option(..., "--queries", help="Query vectors (same formats)."),
-    output: Output = ...,
+    output: Output = None,
     learn: Optional[str] = typer.Option(None, "--learn", help="Training vectors for fitting models (disjoint from the base)."),
     groundtruth: Optional[str] = typer.Option(None, "--groundtruth", help="Neighbour ids, one row per query (.ivecs .ibin .npy); true distances are recomputed."),
     distance: Distance = typer.Option("euclidean", "--distance", help="Similarity of the dataset: euclidean (L2), angular (cosine) or dot (inner product)."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="Override the format given by the file extensions (e.g. fvecs)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Format of the base, queries and learn files, for names without (or with another) extension: fvecs, bvecs, ivecs, fbin, u8bin, i8bin, ibin, npy."),
+    groundtruth_fmt: Optional[str] = typer.Option(None, "--groundtruth-format", help="Format of the --groundtruth file: ivecs, ibin (big-ann-benchmarks ground truth, ids then distances, is recognised) or npy."),
     block_size: BlockSize = 65536,
     as_json: Json = False,
 ) -> None:
     """Import vector files into a dataset artifact (ann-benchmarks HDF5 layout plus a learn set)."""
     if "-" in (base, queries, learn, groundtruth):
         usage("import reads vector files by name; '-' (standard input) is only for HDF5 artifacts")
+    output = output or derived(naming.imported(base))
     out_path, _ = prepare(output, [base, queries, learn, groundtruth], as_json=as_json)
     from vecspread.stages.importing import import_dataset
 
     run_stage("imported", output, as_json, import_dataset, base, out_path, queries=queries, learn=learn,
-              groundtruth=groundtruth, distance=distance.value, fmt=fmt, block_size=block_size)
+              groundtruth=groundtruth, distance=distance.value, fmt=fmt, groundtruth_fmt=groundtruth_fmt,
+              block_size=block_size)
 
 
 @command("gt")
 def gt_cmd(
     dataset: str = typer.Argument(..., help="Dataset artifact (or ann-benchmarks HDF5 file)."),
-    output: Output = ..., k: int = typer.Option(100, "-k", callback=within(ge=1, le=MAX_K), help="Neighbours per query (at most 100000)."),
+    output: Output = None, k: int = typer.Option(100, "-k", callback=within(ge=1, le=MAX_K), help="Neighbours per query (at most 100000)."),
     block_size: BlockSize = 65536, threads: Threads = None, as_json: Json = False,
 ) -> None:
     """Exact k-nearest neighbours of the queries in the database (faiss, block by block)."""
+    output = output or derived(naming.groundtruth(dataset))
     out_path, (dataset,) = prepare(output, [dataset], threads, as_json)
     from vecspread.stages.groundtruth import compute_groundtruth
 
@@ -115,12 +133,14 @@ def gt_cmd(
          "with a codec stores it in the model (encode then needs no --codec). Options apply to the methods they name.")
 def train_cmd(
     dataset: str = typer.Argument(..., help="Dataset artifact; its learn set is used when present."),
-    output: Output = ...,
-    method: Method = typer.Option(..., "--method", "-m", help="Transform to fit: " + ", ".join(METHODS.names) + "."),
+    output: Output = None,
+    method: Method = typer.Option("catalyzer", "--method", "-m", help="Transform to fit: " + ", ".join(METHODS.names) + "."),
     max_train: Optional[int] = typer.Option(None, "--max-train", callback=within(ge=1), help="Fit on at most this many training vectors (a seeded random sample)."),
     after: Optional[str] = typer.Option(None, "--after", help="Model applied first: fit the method on that model's output for the learn set and write both as one chained model (database and queries each go through their own side of every stage), e.g. a catalyzer after a MIPS lift trained with --lift-only."),
+    any_distance: bool = typer.Option(False, "--any-distance", help="Fit a method that does not serve the dataset's distance anyway (e.g. a non-MIPS baseline on a dot dataset)."),
     threads: Threads = None, as_json: Json = False, options: dict = {},
 ) -> None:
+    output = output or derived(naming.model(dataset, method.value))
     check_new_file(after, "--after", what="a model file")
     check_new_file(options.get("checkpoint"), "--checkpoint", output)
     check_new_file(options.get("resume"), "--resume")
@@ -134,18 +154,19 @@ def train_cmd(
     from vecspread.stages.train import train_model
 
     run_stage("trained", output, as_json, train_model, dataset, out_path, method.value, options, max_train=max_train,
-              threads=threads, after=after)
+              threads=threads, after=after, any_distance=any_distance)
 
 
 @command("encode", options=codec_options, after="codec")
 def encode_cmd(
     model: str = typer.Argument(..., help="Model artifact from `vecspread train`."),
     dataset: str = typer.Argument(..., help="Dataset whose database (train set) is encoded."),
-    output: Output = ...,
+    output: Output = None,
     codec: Optional[CodecName] = typer.Option(None, "--codec", "-c", help=_listing(CODECS) + ". PQ-family codecs are trained on the transformed learn set and searched with ADC (queries unquantized). Default: the codec trained with the model, if any."),
     block_size: BlockSize = 65536, threads: Threads = None, as_json: Json = False, options: dict = {},
 ) -> None:
     """Transform the database with the model and encode it; the codes file carries the model."""
+    output = output or derived(naming.codes(model, codec.value if codec else None))
     out_path, (model, dataset) = prepare(output, [model, dataset], threads, as_json)
     from vecspread.stages.encode import encode_dataset
 
@@ -157,7 +178,7 @@ def encode_cmd(
 def search_cmd(
     codes: str = typer.Argument(..., help="Codes artifact from `vecspread encode`."),
     dataset: str = typer.Argument(..., help="Dataset whose queries (test set) are searched; the one the codes were encoded from."),
-    output: Output = ..., k: int = typer.Option(100, "-k", callback=within(ge=1, le=MAX_K), help="Results per query (at most 100000)."),
+    output: Output = None, k: int = typer.Option(100, "-k", callback=within(ge=1, le=MAX_K), help="Results per query (at most 100000)."),
     block_size: int = typer.Option(65536, "--block-size", callback=within(ge=1, le=MAX_BLOCK_SIZE), help="Codes per block: memory is bounded by this."),
     threads: Threads = None, as_json: Json = False, options: dict = {},
 ) -> None:
@@ -165,6 +186,7 @@ def search_cmd(
 
     With --tables L --bits-per-table K [--probes P], binary codes are looked up in L hash tables instead (FALCONN-style); the results record the mean number of candidates per query.
     """
+    output = output or derived(naming.results(codes))
     out_path, (codes, dataset) = prepare(output, [codes, dataset], threads, as_json)
     from vecspread.stages.search import search_codes
 
@@ -207,7 +229,8 @@ def bench_cmd(
     budget_minutes: Optional[float] = typer.Option(None, "--budget-minutes", callback=within(ge=0), help="Training time budget per learned model (it stops at the step that reaches it)."),
     quick: bool = typer.Option(False, "--quick", help="CI preset: fit on at most 5000 vectors, 1 short epoch for neural models, few OPQ/LSQ iterations."),
     max_train: Optional[int] = typer.Option(None, "--max-train", callback=within(ge=1), help="Fit every model on at most this many training vectors."),
-    plot: bool = typer.Option(True, "--plot/--no-plot", help="Write bench.png (needs matplotlib: pip install 'vecspread\\[plot]'; skipped with a note without it)."),
+    plot: bool = typer.Option(True, "--plot/--no-plot", help="Write bench.png and bench_qps.png (needs matplotlib: pip install '" + PLOT_EXTRA + "'; skipped with a note without it)."),
+    seeds: int = typer.Option(1, "--seeds", callback=within(ge=1, le=100), help="Run each seeded method with seeds 0..N-1 and report mean ± std."),
     threads: Threads = None, as_json: JsonReport = False,
 ) -> None:
     """Compare methods across bit budgets through the real stages: one command for the paper's Tables 1-2.
@@ -222,7 +245,7 @@ def bench_cmd(
     check_dir(outdir)
     with console.progress() as progress:
         result = run_bench(dataset, outdir, methods=chosen, bits=bit_list, quick=quick, budget_minutes=budget_minutes,
-                           max_train=max_train, threads=threads, plot=plot, progress=progress)
+                           max_train=max_train, threads=threads, plot=plot, seeds=seeds, progress=progress)
     if plot and result.get("plot") is None:
         console.log("bench.png not written: matplotlib is not installed (pip install 'vecspread[plot]')")
     if as_json:
@@ -292,7 +315,7 @@ def inspect_cmd(
     at: str = typer.Option("1,10,100", "--at", help="Ranks for id-based vs tie-aware recall (codes artifacts)."),
     tol: float = typer.Option(1e-3, "--tol", callback=within(ge=0), help="Tie tolerance of the tie-aware recall (ann-benchmarks: 1e-3)."),
     seed: int = typer.Option(0, "--seed", callback=within(ge=0, le=MAX_SEED), help="Seed of the database sample."),
-    figures: Optional[str] = typer.Option(None, "--figures", help="Directory for uniformity.png and epsilon.png (needs the plot extra: pip install 'vecspread\\[plot]')."),
+    figures: Optional[str] = typer.Option(None, "--figures", help="Directory for uniformity.png and epsilon.png (needs the plot extra: pip install '" + PLOT_EXTRA + "')."),
     output: Optional[str] = typer.Option(None, "--output", "-o", help="Write the full report (JSON: histograms, curves, code statistics) here."),
     block_size: BlockSize = 65536, threads: Threads = None,
     as_json: JsonReport = False,
@@ -316,15 +339,16 @@ def inspect_cmd(
 @command("demo")
 def demo_cmd(
     workdir: Optional[str] = typer.Option(None, "--workdir", help="Keep the artifacts here (default: a temporary directory)."),
+    full: bool = typer.Option(False, "--full", help="Also ITQ, PQ and OPQ, and the catalyzer at the paper's width with 4x the epochs (about 7 minutes on 2 cores instead of 1)."),
     threads: Threads = None, as_json: Json = False,
 ) -> None:
-    """Run the whole pipeline on the small real SIFT dataset shipped with vecspread and print recalls."""
+    """Run the whole pipeline on the small real SIFT dataset shipped with vecspread and print recalls (about a minute on 2 cores)."""
     prepare(None, [], threads)
     from vecspread.stages.demo import run_demo
 
     ensure_dir(workdir)
     with console.progress() as progress:
-        rows = run_demo(workdir, progress=progress)
+        rows = run_demo(workdir, progress=progress, full=full)
     if as_json:
         typer.echo(json.dumps(rows, sort_keys=True))
     else:

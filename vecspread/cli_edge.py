@@ -22,6 +22,13 @@ from vecspread.console import Console
 from vecspread.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, ConfigError, VecspreadError, interruption
 
 console = Console()
+#: packages a stage imports when it runs, and how to get each
+REQUIRED_PACKAGES = {
+    "torch": "install the CPU build: pip install torch --index-url https://download.pytorch.org/whl/cpu "
+             "(or sh tools/install_torch.sh PYTHON torch==2.13.0)",
+    "faiss": "pip install faiss-cpu", "h5py": "pip install h5py", "numpy": "pip install numpy",
+    "matplotlib": "pip install 'vecspread[plot]' (or --no-plot)",
+}
 _resources: contextlib.ExitStack | None = None
 _interruption_reported = False
 
@@ -55,6 +62,10 @@ def stage(func: Callable[..., Any]) -> Callable[..., Any]:
             console.error("out of memory: use a smaller --block-size")
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except Exception as e:
+            missing = (getattr(e, "name", None) or "").split(".")[0] if isinstance(e, ImportError) else ""
+            if missing in REQUIRED_PACKAGES:
+                console.error(f"{missing} is not installed: {REQUIRED_PACKAGES[missing]}")
+                raise typer.Exit(EXIT_BAD_INPUT) from None
             if console.verbose:
                 raise
             console.error(f"internal error: {type(e).__name__}: {e} (a bug in vecspread: rerun with --verbose "
@@ -135,6 +146,12 @@ def within(ge: float | None = None, le: float | None = None) -> Callable[..., An
     return check
 
 
+def derived(name: str) -> str:
+    """An output named after the input (``vecspread.naming``), said on stderr: the user did not choose it."""
+    console.log(f"output: {name} (named after the input; -o chooses another)")
+    return name
+
+
 def usage(message: str) -> NoReturn:
     raise ConfigError(message)
 
@@ -186,7 +203,7 @@ def run_main(app: typer.Typer, *, hard_exit: bool = True) -> NoReturn:
         code = EXIT_BAD_INPUT
     except click_exceptions.UsageError as e:
         hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
-        console.error(e.format_message() + hint)
+        console.error(e.format_message().replace("Value error, ", "") + hint)  # the validator's own prefix
         code = EXIT_BAD_INPUT
     except click_exceptions.ClickException as e:
         console.error(e.format_message())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+import time
 from typing import Any, Iterator
 
 
@@ -83,13 +84,19 @@ class Console:
         RichConsole(file=sys.stdout, width=120).print(table)
 
 
+#: without a terminal, a long unit of work says where it stands at least this often (seconds)
+HEARTBEAT_SECONDS = 30.0
+
+
 class StageProgress:
-    """The library's Progress protocol, drawn as a rich bar on a terminal, else silent but for log lines."""
+    """The library's Progress protocol, drawn as a rich bar on a terminal; elsewhere (a log file, CI) log
+    lines, plus one line at least every ``HEARTBEAT_SECONDS`` of a long unit of work."""
 
     def __init__(self, console: Console, bar: bool):
         self.console = console
         self._bar = None
         self._task = None
+        self._work: list[Any] | None = None  # [description, total, done, started, last line]
         if bar:
             from rich.console import Console as RichConsole
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -105,6 +112,8 @@ class StageProgress:
             self.console.log(message)
 
     def start(self, total: int, description: str) -> None:
+        now = time.monotonic()
+        self._work = [description, max(int(total), 1), 0, now, now]
         if self._bar is not None:
             if self._task is not None:
                 self._bar.remove_task(self._task)
@@ -113,8 +122,16 @@ class StageProgress:
     def advance(self, n: int = 1) -> None:
         if self._bar is not None and self._task is not None:
             self._bar.advance(self._task, n)
+        elif self._work is not None:
+            self._work[2] += n
+            now = time.monotonic()
+            if now - self._work[4] >= HEARTBEAT_SECONDS:
+                description, total, done, started, _ = self._work
+                self.console.log(f"{description}: {done}/{total} ({100 * done / total:.0f}%) after {now - started:.0f} s")
+                self._work[4] = now
 
     def finish(self) -> None:
+        self._work = None
         if self._bar is not None and self._task is not None:
             self._bar.remove_task(self._task)
             self._task = None

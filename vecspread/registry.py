@@ -32,6 +32,8 @@ class Spec:
     transform: str | None = None
     #: run-time settings (``vecspread.runtime.RUN_PARAMS``) this class takes in ``fit``
     run_settings: tuple[str, ...] = ()
+    #: methods: the dataset distances they serve (a dot dataset needs a MIPS lift)
+    distances: tuple[str, ...] = ("euclidean", "angular")
 
     def load(self) -> type:
         """The class, importing its module on first use."""

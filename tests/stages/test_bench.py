@@ -42,3 +42,33 @@ def test_bench_reuses_a_model_across_codecs():
 def test_bench_refuses_unknown_methods(syn, tmp_path):
     rc, _, err = run_cli("bench", syn.h5, "--methods", "lsh,nope", "-o", tmp_path / "b")
     assert rc == 2 and "nope" in err and err.count("\n") == 1
+
+
+def test_quick_cells_are_marked_and_seeds_give_mean_and_spread(syn, tmp_path):
+    """Issue 14: --quick cells are under-trained in every output; --seeds N reports mean ± std; the
+    recall-vs-QPS figure is written; faiss's clustering warnings are one log line, not thirty."""
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "bench"
+    rc, _, err = run_cli("bench", syn.h5, "--quick", "--bits", "16", "--methods", "lsh,pq,catalyzer-sign",
+                         "--seeds", "2", "-o", out)
+    assert rc == 0, err
+    report = json.loads((out / "bench.json").read_text())
+    cells = {c["method"]: c for c in report["cells"]}
+    assert all("--quick" in c["under_trained"] for c in cells.values())
+    assert len(cells["lsh"]["seed_recall10"]) == 2 and "recall_std" in cells["catalyzer-sign"]
+    assert "recall_std" not in cells["pq"]  # no seed to vary: run once
+    m = cells["lsh"]["seed_recall10"]
+    assert cells["lsh"]["recall"]["10"] == pytest.approx(sum(m) / 2)
+    md = (out / "bench.md").read_text()
+    assert "| lsh † |" in md and " ± " in md and "† under-trained: --quick" in md
+    assert (out / "bench.png").is_file() and (out / "bench_qps.png").is_file()
+    # pq at 16 bits: two sub-quantizers, two k-means warnings from faiss, summed up in one line
+    assert err.count("please provide at least") == 1 and "faiss: 2 messages (2 like: WARNING clustering" in err
+
+
+def test_a_training_stopped_by_the_budget_is_marked(syn, tmp_path):
+    out = tmp_path / "bench"
+    cli_ok("-q", "bench", syn.h5, "--bits", "16", "--methods", "catalyzer-sign", "--budget-minutes", "0.0001",
+           "--max-train", "500", "-o", out, "--no-plot")
+    cell = json.loads((out / "bench.json").read_text())["cells"][0]
+    assert "stopped by --budget-minutes after 1 of 8 epochs" in cell["under_trained"], cell

@@ -418,7 +418,6 @@ ERROR_CASES = {
                            "--bits 64"),
     "unknown method": (["train", "{data}", "--method", "bogus", "-o", "{out}"], "bogus"),
     "unknown codec": (["encode", "{model}", "{data}", "--codec", "bogus", "-o", "{out}"], "bogus"),
-    "missing --output": (["gt", "{data}", "-k", "5"], "--output"),
     "output in missing directory": (["gt", "{data}", "-k", "5", "-o", "{tmp}/no/such/dir/out.h5"], "does not exist"),
 }
 

@@ -228,12 +228,12 @@ def test_bad_input_is_input_error(clustered):
 
 
 class _Recorder:
-    """A progress object: lines plus bar totals."""
+    """A progress object: lines plus the units of work started ([description, total, done] each); can
+    simulate a run killed after an epoch's line."""
 
     def __init__(self, stop_after_epoch: int | None = None) -> None:
         self.lines: list[str] = []
-        self.total = 0
-        self.done = 0
+        self.tasks: list[list] = []
         self.stop_after_epoch = stop_after_epoch
 
     def log(self, line: str) -> None:
@@ -242,10 +242,33 @@ class _Recorder:
             raise KeyboardInterrupt  # simulates a run killed right after that epoch
 
     def start(self, total: int, description: str = "") -> None:
-        self.total = total
+        self.tasks.append([description, total, 0])
 
-    def advance(self, n: int) -> None:
-        self.done += n
+    def advance(self, n: int = 1) -> None:
+        self.tasks[-1][2] += n
+
+    def finish(self) -> None:
+        pass
+
+    @property
+    def total(self) -> int:
+        return sum(t[1] for t in self.tasks if " epoch " in t[0] and "mining" not in t[0])
+
+    @property
+    def done(self) -> int:
+        return sum(t[2] for t in self.tasks if " epoch " in t[0] and "mining" not in t[0])
+
+
+def test_every_long_phase_shows_progress(clustered):
+    """Issue 14: positives, mining and each epoch are units of work that finish; from the second epoch
+    the bar's label carries the last loss and validation recall."""
+    rec = _Recorder()
+    CatalyzerTransform(**TINY).fit(clustered, progress=rec)
+    names = [t[0] for t in rec.tasks]
+    assert names[0].startswith("positives:") and all(t[1] == t[2] for t in rec.tasks), rec.tasks
+    assert [n for n in names if "mining" in n] == ["epoch 1/2: mining negatives", "epoch 2/2: mining negatives"]
+    epochs = [n for n in names if n.startswith("catalyzer epoch")]
+    assert epochs[0] == "catalyzer epoch 1/2" and "loss" in epochs[1] and "val 1-R@10" in epochs[1], epochs
 
 
 def test_tiny_run_is_reproducible_and_reports(clustered):

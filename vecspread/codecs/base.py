@@ -42,6 +42,10 @@ class Codec(Configurable):
         """Learn from (n, d) float32 transformed training vectors; returns self."""
         raise NotImplementedError
 
+    def check_dimension(self, d: int) -> None:
+        """ConfigError now when the codec cannot code d-dimensional vectors with its hyper-parameters
+        (called before a long fit, so that a refusal comes first); ``fit`` checks again."""
+
     @property
     def code_size(self) -> int:
         """Bytes per code."""

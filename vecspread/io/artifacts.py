@@ -288,8 +288,14 @@ def components_fingerprint(f: h5py.File, names: tuple[str, ...] = ("transform", 
 
 
 def provenance(art: Artifact, role: str) -> dict[str, Any]:
-    """The record that an output stores about one of its inputs."""
-    return {"role": role, "path": os.path.abspath(art.path), "kind": art.kind, "fingerprint": art.fingerprint}
+    """The record that an output stores about one of its inputs (with its member digests when it records
+    them, so that a later mismatch can name what changed)."""
+    rec: dict[str, Any] = {"role": role, "path": os.path.abspath(art.path), "kind": art.kind,
+                           "fingerprint": art.fingerprint}
+    members = art._members
+    if members:
+        rec["members"] = {name: m.get("digest") for name, m in members.items() if isinstance(m, dict)}
+    return rec
 
 
 def check_lineage(child: Artifact, role: str, parent: Artifact, what: str) -> None:
@@ -301,10 +307,27 @@ def check_lineage(child: Artifact, role: str, parent: Artifact, what: str) -> No
     if rec is None:
         return  # the child records no such input (e.g. a foreign file): nothing to check
     if rec.get("fingerprint") != parent.fingerprint:
+        same_file = rec.get("path") and os.path.abspath(str(rec["path"])) == os.path.abspath(parent.path)
+        differ = _changed_members(rec, parent)
+        what_changed = f"its {', '.join(differ)} changed" if differ else "its contents differ"
+        if same_file:
+            raise LineageError(
+                f"{child.path}: {what} {parent.path} as it was before ({what_changed} since): rebuild the "
+                f"{child.kind} from the file as it is now, or restore the {role}"
+            )
         raise LineageError(
-            f"{child.path}: {what} {rec.get('path')}, not {parent.path} (contents differ); "
+            f"{child.path}: {what} {rec.get('path')}, not {parent.path} ({what_changed}); "
             f"use the {role} it was made from, or rebuild it from {parent.path}"
         )
+
+
+def _changed_members(rec: dict[str, Any], parent: Artifact) -> list[str]:
+    """The parent's members whose digests differ from those the child recorded (when both are known)."""
+    then, now = rec.get("members"), parent._members
+    if not isinstance(then, dict) or not now:
+        return []
+    names = sorted(set(then) | set(now))
+    return [f"'{n}'" for n in names if then.get(n) != (now.get(n) or {}).get("digest")]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any, Iterator
 import h5py
 import numpy as np
 
+from vecspread.distances import unit_rows
 from vecspread.errors import InputError
 from vecspread.io.artifacts import DEFAULT_BLOCK_SIZE, DISTANCES, Closing, open_artifact
 from vecspread.io.safety import check_matrix, text_of
@@ -21,6 +22,11 @@ class Dataset(Closing):
     Every set is checked before it is used (``vecspread.io.safety``), read in full it is verified
     against its recorded fingerprint, and values are refused when not finite or so large that squared
     distances would overflow float32 (:func:`max_abs_value`).
+
+    The dataset's ``distance`` is honoured here, for every stage: the rows of an ``angular`` dataset are
+    returned unit-normalised (zero rows stay zero), so that cosine similarity is what every transform,
+    codec and scan sees. A file without a ``distance`` attribute is read as ``euclidean``
+    (``distance_assumed`` is then True and the stages say so).
     """
 
     def __init__(self, path: str | os.PathLike, role: str = "dataset"):
@@ -36,6 +42,7 @@ class Dataset(Closing):
                 if self.has(name) and self._check_matrix(name) != d:
                     raise InputError(f"{role} {self.path}: '{name}' has dimension {self.member(name).shape[1]} but "
                                      f"train has {d}")
+            self.distance_assumed = "distance" not in self.art.file.attrs
             distance = self.art.file.attrs.get("distance", "euclidean")
             self.distance = text_of(distance, 40)
             if self.distance not in DISTANCES:
@@ -108,10 +115,12 @@ class Dataset(Closing):
                     "clean the vectors before import"
                 )
             big = np.abs(x).max(axis=1) > self.max_abs
-            if big.any():
+            if big.any() and self.distance != "angular":  # angular rows are unit-normalised below
                 row = start + int(np.flatnonzero(big)[0])
                 raise InputError(f"{self.path}: '{name}' row {row} holds values beyond {self.max_abs:.3g}, whose squared "
                                  f"distances overflow float32 in {self.d} dimensions; rescale the vectors")
+        if self.distance == "angular":
+            x = unit_rows(x)
         return x
 
     def training_set(self, limit: int | None, seed: int = 0) -> tuple[np.ndarray, str]:

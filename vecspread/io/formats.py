@@ -275,6 +275,11 @@ def _open_bigann(path: str, fmt: str, size: int) -> VectorFile:
     if n == 0:
         raise InputError(f"{path}: header says n=0; give a file that holds vectors")
     expected = 8 + n * d * comp.itemsize
+    if fmt == "ibin" and size == 8 + n * d * 8:
+        # big-ann-benchmarks ground truth (e.g. GT.public.1B.ibin): header n, k; the n x k int32 ids; then
+        # the n x k float32 distances. The ids are the vectors here (import recomputes the distances).
+        records = np.memmap(path, dtype=comp, mode="r", offset=8, shape=(n, d))
+        return VectorFile(path, "ibin", records, n=n, d=d, dtype=comp.newbyteorder("="))
     if size != expected:
         raise InputError(
             f"{path}: size {size} but header n={n}, d={d} needs {expected} bytes; "

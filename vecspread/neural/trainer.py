@@ -132,8 +132,6 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
     split = f"{ndb} + {nq} queries" if ndb else f"{nq} queries in the training set" if nq else "none"
     report.log(f"{method.name}: {ntr} training vectors (d={d_in}), validation {split}, {objective.describe()}, "
                f"{method.epochs} epochs on {device}" + (f"; {note} in {time.perf_counter() - t0:.1f}s" if note else ""))
-    report.start(method.epochs * nb, f"train {method.name}")
-    report.advance(state.epoch * nb + state.step)
 
     def forward(x: np.ndarray) -> np.ndarray:
         return forward_batched(net, x, method.d_out_, device)
@@ -150,6 +148,8 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
         t_mining = time.perf_counter() - t0
         t0 = time.perf_counter()
         net.train()
+        report.start(nb, _bar_text(method, epoch, state.history, key))
+        report.advance(state.step)
         pending = 0
         b = state.step
         while b < nb and not stopped:
@@ -169,6 +169,7 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
                 pending = 0
             stopped = deadline is not None and time.perf_counter() > deadline
         report.advance(pending)
+        report.finish()
         net.eval()
         partial = b < nb
         rec: dict[str, Any] = {"epoch": epoch + 1, "steps": b, "partial": partial,
@@ -219,6 +220,18 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
             line += (f"; the best, {state.best_score:.4f} at epoch {top}, is within one standard error "
                      f"({recall_stderr(state.best_score, validator.nq):.4f})")
         report.log(line + ")")
+
+
+def _bar_text(method: Any, epoch: int, history: list[dict[str, Any]], key: str) -> str:
+    """The training bar's label: the epoch, and the last epoch's loss and validation 1-recall@10."""
+    text = f"{method.name} epoch {epoch + 1}/{method.epochs}"
+    if history:
+        last = history[-1]
+        text += f" | loss {last.get('loss', float('nan')):.4g}"
+        scored = [r for r in history if key in r]
+        if scored:
+            text += f" | val 1-R@10 {scored[-1][key]:.3f}"
+    return text
 
 
 class _RunState:

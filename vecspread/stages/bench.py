@@ -5,7 +5,12 @@ the numbers are those of the product. Trained models are reused across cells tha
 one catalyzer for "catalyzer-lattice" and "catalyzer-opq" at the same bits), and a cell that a bit
 budget does not allow is skipped with the reason. Outputs: ``bench.json`` (every cell), ``bench.md``
 (the paper's Table 1 layout per bit budget, and its Table 2 layout: 1-recall@10 of each method
-across bit budgets) and ``bench.png`` (1-recall@10 versus bits; needs matplotlib).
+across bit budgets), ``bench.png`` (1-recall@10 versus bits) and ``bench_qps.png`` (queries per second
+versus 1-recall@10, the ann-benchmarks view); the figures need matplotlib.
+
+A cell that did not train as the method intends (``--quick``, or a training stopped by
+``--budget-minutes``) is marked under-trained in every output. With ``--seeds N`` each seeded method
+runs with seeds 0..N-1 and reports the mean and standard deviation of its recalls.
 """
 
 from __future__ import annotations
@@ -50,6 +55,16 @@ class Cell:
     @property
     def model_key(self) -> str:
         return self.method + "-" + "-".join(f"{k}{v}" for k, v in sorted(self.train.items()))
+
+    def seeded(self) -> bool:
+        """Whether the method takes a seed (runs with other seeds then differ)."""
+        from vecspread.transforms import REGISTRY
+
+        return "seed" in REGISTRY[self.method].params
+
+    def with_seed(self, seed: int) -> "Cell":
+        return Cell(self.name, self.bits, self.method, {**self.train, "seed": seed}, self.codec,
+                    self.codec_options, self.learned)
 
 
 def make_cell(name: str, bits: int, quick: bool) -> Cell | str:
@@ -102,9 +117,10 @@ QUICK_METHODS = ("lsh", "itq", "pca-lattice", "pq", "catalyzer-lattice", "cataly
 def run_bench(
     dataset: str, outdir: str, *, methods: list[str], bits: list[int], quick: bool = False,
     budget_minutes: float | None = None, max_train: int | None = None, threads: int | None = None,
-    plot: bool = True, progress: Progress | None = None,
+    plot: bool = True, seeds: int = 1, progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Run every (method, bits) cell; write bench.json, bench.md (and bench.png); return the report."""
+    """Run every (method, bits) cell (``seeds`` times for seeded methods); write bench.json, bench.md
+    (and bench.png, bench_qps.png); return the report."""
     progress = as_progress(progress)
     unknown = [m for m in methods if m not in BENCH_METHODS]
     if unknown:
@@ -133,25 +149,58 @@ def run_bench(
             progress.log(f"{label}: skipped (method {cell.method} not available)")
             continue
         progress.log(label)
+        runs = [cell.with_seed(s) for s in range(seeds)] if seeds > 1 and cell.seeded() else [cell]
         try:
-            rows.append(_run_cell(cell, dataset, gt, work, trained, budget_minutes, max_train, threads, progress))
+            results = [_run_cell(c, dataset, gt, work, trained, budget_minutes, max_train, threads, progress)
+                       for c in runs]
         except ConfigError as e:  # a configuration this data does not allow: say so, go on
             rows.append({"method": name, "bits": b, "skipped": str(e)})
             progress.log(f"{label}: skipped ({e})")
             continue
-        r = rows[-1]
-        progress.log(f"{label}: 1-recall@1/10/100 = " + "/".join(f"{r['recall'][k]:.3f}" for k in ("1", "10", "100")))
+        r = _combine(results, quick, seeds if len(runs) > 1 else None)
+        rows.append(r)
+        spread = f" (± {r['recall_std']['10']:.3f} over {len(runs)} seeds)" if "recall_std" in r else ""
+        note = f"; under-trained: {r['under_trained']}" if r.get("under_trained") else ""
+        progress.log(f"{label}: 1-recall@1/10/100 = " + "/".join(f"{r['recall'][k]:.3f}" for k in ("1", "10", "100"))
+                     + spread + note)
 
     report = {
         "dataset": os.path.abspath(dataset), "bits": bits, "methods": methods, "quick": quick,
-        "budget_minutes": budget_minutes, "max_train": max_train, "threads": threads,
+        "budget_minutes": budget_minutes, "max_train": max_train, "threads": threads, "seeds": seeds,
         "machine": _machine(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "cells": rows,
     }
     write_text(out / "bench.json", json.dumps(report, indent=1, sort_keys=True))
     write_text(out / "bench.md", markdown_tables(report))
     if plot:
         report["plot"] = write_plot(report, out / "bench.png")
+        report["plot_qps"] = write_qps_plot(report, out / "bench_qps.png")
     return report
+
+
+QUICK_NOTE = "--quick (at most 5000 training vectors; neural models: 1 epoch, dint 128; few OPQ/LSQ iterations)"
+
+
+def _combine(results: list[dict[str, Any]], quick: bool, seeds: int | None) -> dict[str, Any]:
+    """One row from the runs of a cell: the first run's record, the mean recalls over seeds (with their
+    standard deviation and the per-seed values), and why it is under-trained, if it is."""
+    import numpy as np
+
+    row = dict(results[0])
+    if seeds:
+        for key in ("recall", "k_recall"):
+            values = {k: [r[key][k] for r in results] for k in row[key]}
+            row[key] = {k: float(np.mean(v)) for k, v in values.items()}
+            row[f"{key}_std"] = {k: float(np.std(v, ddof=1)) for k, v in values.items()}
+        row["seed_recall10"] = [r["recall"]["10"] for r in results]
+        row["seeds"] = seeds
+        for key in ("train_seconds", "encode_seconds", "search_ms_per_query"):
+            row[key] = float(np.mean([r[key] for r in results]))
+    reasons = [QUICK_NOTE] if quick else []
+    reasons += sorted({r["stopped"] for r in results if r.get("stopped")})
+    if reasons:
+        row["under_trained"] = "; ".join(reasons)
+    row.pop("stopped", None)
+    return row
 
 
 def _run_cell(cell: Cell, dataset: str, gt: str, work: Path, trained: dict[str, tuple[str, float]],
@@ -167,6 +216,7 @@ def _run_cell(cell: Cell, dataset: str, gt: str, work: Path, trained: dict[str, 
                               progress=progress)
         trained[key] = (model, summary["train_seconds"])
     model, train_seconds = trained[key]
+    stopped = _stopped_early(model, cell) if cell.learned else None
     stem = f"{cell.name}-{cell.bits}"
     codes, res = str(work / f"{stem}.codes.h5"), str(work / f"{stem}.res.h5")
     enc = encode_dataset(model, dataset, codes, cell.codec, cell.codec_options, progress=progress)
@@ -174,14 +224,33 @@ def _run_cell(cell: Cell, dataset: str, gt: str, work: Path, trained: dict[str, 
     ev = evaluate(res, gt, [1, 10, 100])
     return {"method": cell.name, "bits": cell.bits, "code_bits": enc["bits"], "recall": ev["recall"],
             "k_recall": ev["k_recall"], "train_seconds": train_seconds, "encode_seconds": enc["encode_seconds"],
-            "search_ms_per_query": srch["ms_per_query"], "model": model, "train": {"method": cell.method, **cell.train},
-            "codec": enc["codec"]}
+            "search_ms_per_query": srch["ms_per_query"], "queries_per_second": srch["queries_per_second"],
+            "model": model, "train": {"method": cell.method, **cell.train}, "codec": enc["codec"],
+            **({"stopped": stopped} if stopped else {})}
+
+
+def _stopped_early(model: str, cell: Cell) -> str | None:
+    """"stopped by --budget-minutes after E of N epochs" when the model's training did not finish."""
+    from vecspread.io.artifacts import open_artifact
+
+    with open_artifact(model, "model") as art:
+        params = art.params
+    history, epochs = params.get("history") or [], params.get("epochs")
+    if not history or epochs is None:
+        return None
+    last = history[-1]
+    if last.get("partial") or last.get("epoch", epochs) < epochs:
+        return f"stopped by --budget-minutes after {last.get('epoch')} of {epochs} epochs"
+    return None
 
 
 def markdown_tables(report: dict[str, Any]) -> str:
     """Table 1 (per bit budget: R@1/10/100, times) and Table 2 (R@10 across bits, binary methods)."""
     cells = report["cells"]
     lines = [f"Dataset `{os.path.basename(report['dataset'])}`, {report['date']}, {report['machine']}.", ""]
+    if report.get("seeds", 1) > 1:
+        lines += [f"Recalls of seeded methods: mean ± standard deviation over seeds 0..{report['seeds'] - 1}.", ""]
+    marks = sorted({c["under_trained"] for c in cells if c.get("under_trained")})
     for b in report["bits"]:
         lines += [f"### {b} bits per vector", "",
                   "| method | R@1 | R@10 | R@100 | code bits | train s | encode s | search ms/query |",
@@ -190,10 +259,14 @@ def markdown_tables(report: dict[str, Any]) -> str:
             if "skipped" in c:
                 lines.append(f"| {c['method']} | – | – | – | – | – | – | skipped: {c['skipped']} |")
             else:
-                r = c["recall"]
-                lines.append(f"| {c['method']} | {r['1']:.3f} | {r['10']:.3f} | {r['100']:.3f} | {c['code_bits']} | "
+                name = c["method"] + (" " + "†" * (marks.index(c["under_trained"]) + 1) if c.get("under_trained") else "")
+                r, sd = c["recall"], c.get("recall_std")
+                cols = [f"{r[k]:.3f}" + (f" ± {sd[k]:.3f}" if sd else "") for k in ("1", "10", "100")]
+                lines.append(f"| {name} | {' | '.join(cols)} | {c['code_bits']} | "
                              f"{c['train_seconds']:.1f} | {c['encode_seconds']:.2f} | {c['search_ms_per_query']:.3f} |")
         lines.append("")
+    for i, mark in enumerate(marks):
+        lines += [f"{'†' * (i + 1)} under-trained: {mark}; not the method's result.", ""]
     binary = [m for m in report["methods"]
               if any(c["method"] == m and c.get("codec") == "sign" for c in cells)]
     if binary and len(report["bits"]) > 1:
@@ -224,10 +297,14 @@ def write_plot(report: dict[str, Any], path: Path) -> str | None:
     colors = plt.get_cmap("tab20").colors
     markers = "osD^v<>pXh*"
     for i, m in enumerate(report["methods"]):
-        pts = sorted((c["bits"], c["recall"]["10"]) for c in report["cells"] if c["method"] == m and "recall" in c)
-        if pts:
+        cells = sorted((c for c in report["cells"] if c["method"] == m and "recall" in c), key=lambda c: c["bits"])
+        if cells:
             color = colors[(2 * i) % 20 + (i // 10) % 2]
-            ax.plot(*zip(*pts), marker=markers[i % len(markers)], color=color, label=m)
+            under = any(c.get("under_trained") for c in cells)
+            ax.errorbar([c["bits"] for c in cells], [c["recall"]["10"] for c in cells],
+                        yerr=[c.get("recall_std", {}).get("10", 0.0) for c in cells], capsize=3,
+                        marker=markers[i % len(markers)], color=color, linestyle="--" if under else "-",
+                        mfc="none" if under else color, label=m + (" (under-trained)" if under else ""))
     ax.set_xscale("log", base=2)
     ax.set_xticks(report["bits"], [str(b) for b in report["bits"]])
     ax.set_xlabel("bits per vector")
@@ -236,6 +313,47 @@ def write_plot(report: dict[str, Any], path: Path) -> str | None:
     ax.grid(alpha=0.3)
     ax.set_title(f"{os.path.basename(report['dataset'])}: 1-recall@10 versus code size")
     ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    try:
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+    finally:
+        plt.close(fig)
+    return str(path)
+
+
+def write_qps_plot(report: dict[str, Any], path: Path) -> str | None:
+    """Queries per second (log) versus 1-recall@10, one point per cell labelled with its bits: the
+    ann-benchmarks view of the trade-off; None (and no file) without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    colors = plt.get_cmap("tab20").colors
+    markers = "osD^v<>pXh*"
+    for i, m in enumerate(report["methods"]):
+        cells = sorted((c for c in report["cells"] if c["method"] == m and "recall" in c), key=lambda c: c["bits"])
+        if not cells:
+            continue
+        color = colors[(2 * i) % 20 + (i // 10) % 2]
+        under = any(c.get("under_trained") for c in cells)
+        x = [c["recall"]["10"] for c in cells]
+        y = [c.get("queries_per_second") or 1000.0 / max(c["search_ms_per_query"], 1e-9) for c in cells]
+        ax.plot(x, y, marker=markers[i % len(markers)], color=color, linestyle="--" if under else "-",
+                mfc="none" if under else color, label=m + (" (under-trained)" if under else ""))
+        for c, xi, yi in zip(cells, x, y):
+            ax.annotate(str(c["bits"]), (xi, yi), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set_yscale("log")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("1-recall@10")
+    ax.set_ylabel("queries per second (exhaustive scan of the codes)")
+    ax.grid(alpha=0.3, which="both")
+    ax.set_title(f"{os.path.basename(report['dataset'])}: speed versus recall (labels: bits)")
+    ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     try:
         with atomic_output(path) as tmp:

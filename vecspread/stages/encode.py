@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from vecspread import faiss_messages
 from vecspread.codecs import REGISTRY as CODECS
 from vecspread.errors import ConfigError, InputError
 from vecspread.io.artifacts import DEFAULT_BLOCK_SIZE, Artifact, components_fingerprint, provenance, write_artifact
@@ -41,7 +42,10 @@ def encode_dataset(
         else:
             codec = CODECS.create(codec_name, options)
             xt = ds.training_set(codec.max_train)[0] if codec.needs_training else np.zeros((0, ds.d), np.float32)
-            codec.fit(codec_training_set(codec, transform, xt))
+            with faiss_messages.captured() as printed:
+                codec.fit(codec_training_set(codec, transform, xt))
+            if faiss_messages.summary(printed):
+                progress.log(faiss_messages.summary(printed))
         n = ds.size("train")
         t0 = time.perf_counter()
         with write_artifact(

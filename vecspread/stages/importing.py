@@ -25,14 +25,17 @@ def import_dataset(
     groundtruth: str | None = None,
     distance: str = "euclidean",
     fmt: str | None = None,
+    groundtruth_fmt: str | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
     progress: Progress | None = None,
 ) -> dict:
     """Copy base (-> ``train``), queries (-> ``test``), optional learn and ground truth into ``output``.
 
     uint8 vectors stay uint8; other numeric types are stored as float32 (values checked finite).
-    A ground-truth file (ivecs/ibin/npy of ids, one row per query) becomes ``neighbors`` (int64) and
-    ``distances`` (float32), the distances recomputed exactly from the vectors (so ties can be judged).
+    A ground-truth file (ivecs/ibin/npy of ids, one row per query; the big-ann-benchmarks layout of ids
+    followed by distances is read too) becomes ``neighbors`` (int64) and ``distances`` (float32), the
+    distances recomputed exactly from the vectors (so ties can be judged). ``fmt`` is the format of the
+    vector files (overriding their extensions), ``groundtruth_fmt`` that of the ground truth.
     Returns a summary dict (sizes, dimension).
     """
     progress = as_progress(progress)
@@ -44,7 +47,10 @@ def import_dataset(
     for name, vf in (("queries", xq), ("learn", xl)):
         if vf is not None and vf.d != xb.d:
             raise InputError(f"{name} {vf.path}: dimension {vf.d} differs from the base's {xb.d}")
-    gt = open_vectors(groundtruth) if groundtruth else None
+    try:
+        gt = open_vectors(groundtruth, groundtruth_fmt) if groundtruth else None
+    except InputError as e:  # its hints name the ground truth's own flag
+        raise InputError(str(e).replace("--format", "--groundtruth-format")) from None
     if gt is not None:
         _check_groundtruth_ids(gt, xq.n, xb.n)
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from vecspread.errors import InputError
+from vecspread import faiss_messages
+from vecspread.errors import ConfigError, InputError
 from vecspread.io.artifacts import provenance
 from vecspread.io.datasets import Dataset
 from vecspread.models import open_model, write_model
@@ -35,7 +36,8 @@ def make_method(method: str, options: dict[str, Any]) -> tuple[Any, Any, RunSett
     codec = None
     if codec_name is not None:
         codec_params = CODECS[codec_name].params
-        codec = CODECS.load(codec_name)(**{k: v for k, v in given.items() if k in codec_params})
+        chosen = {k: v for k, v in given.items() if k in codec_params}
+        codec = CODECS.load(codec_name)(**(chosen or transform.codec_defaults()))
     return transform, codec, run
 
 
@@ -52,13 +54,17 @@ def fit_method(method: str, xt: np.ndarray, *, progress: Progress | None = None,
 def train_model(
     dataset: str, output: str, method: str, options: dict[str, Any], *,
     max_train: int | None = None, sample_seed: int = 0, threads: int | None = None,
-    after: str | None = None, progress: Progress | None = None,
+    after: str | None = None, any_distance: bool = False, progress: Progress | None = None,
 ) -> dict:
     """Fit ``method`` on the dataset's learn set (or a sample of its database) and write a model artifact.
 
     ``after``: a model file whose transform is applied to the training vectors first; the model written is
     then the chain of both (:class:`~vecspread.transforms.chain.ChainTransform`). A method that trains a
     codec (``Spec.codec``) fits it on the transformed training vectors and stores it with the model.
+
+    The dataset's distance must be one the method (or, with ``after``, the first model of the chain)
+    serves (``Spec.distances``): a dot dataset needs a MIPS lift. ``any_distance`` fits it anyway (a
+    baseline that ignores the distance).
     """
     progress = as_progress(progress)
     transform, codec, run = make_method(method, options)
@@ -73,6 +79,8 @@ def train_model(
             if prior.d_in != ds.d:
                 raise InputError(f"--after {after} expects {prior.d_in}-dimensional vectors but {dataset} has {ds.d}")
             inputs.append(provenance(prior_art, "after"))
+        first = method if prior is None else (prior_art.params.get("chain") or [prior_art.params.get("method")])[0]
+        check_distance(ds, method, first, any_distance, progress)
         xt, note = ds.training_set(max_train, seed=sample_seed)
         if prior is not None:
             xt = prior.apply(xt)
@@ -80,9 +88,13 @@ def train_model(
         t0 = time.perf_counter()
         transform.fit(xt, progress=progress, run=run)
         if codec is not None:
-            codec.fit(codec_training_set(codec, transform, xt))
+            codec.check_dimension(transform.d_out)  # a refusal before the (possibly long) codec training
             if codec.needs_training:
-                progress.log(f"{method}: trained the {codec.name} codec on {len(xt)} vectors")
+                progress.log(f"{method}: training the {codec.name} codec on {len(xt)} vectors")
+            with faiss_messages.captured() as printed:
+                codec.fit(codec_training_set(codec, transform, xt))
+            if faiss_messages.summary(printed):
+                progress.log(faiss_messages.summary(printed))
         seconds = time.perf_counter() - t0
         # logged after fit so that a refused configuration is one line on stderr, not two
         progress.log(f"fitted {method} in {seconds:.1f}s; training data: {note}")
@@ -103,6 +115,31 @@ def train_model(
     if prior is not None:
         summary["chain"] = params["chain"]
     return summary
+
+
+def check_distance(ds: Dataset, method: str, first: str | None, any_distance: bool, progress: Progress) -> None:
+    """ConfigError when the dataset's distance is one the method (``first``: the chain's first) does not
+    serve, unless ``any_distance``; a log line when the distance was assumed or a lift meets non-dot data."""
+    from vecspread.transforms import REGISTRY
+
+    log_distance(ds, progress)
+    served = REGISTRY[first].distances if first in REGISTRY else ("euclidean", "angular", "dot")
+    if ds.distance in served:
+        return
+    if ds.distance == "dot" and not any_distance:
+        lifts = ", ".join(s.name for s in REGISTRY if "dot" in s.distances)
+        raise ConfigError(
+            f"{ds.path} is an inner-product (dot) dataset, which --method {method} does not serve (it ranks by L2 or "
+            f"cosine): use --method {lifts}, or train it --after a lift (`vecspread train DATA -m simple-lsh "
+            "--lift-only`); --any-distance trains it anyway, as a baseline")
+    progress.log(f"note: --method {first} serves inner products, but {ds.path} is {ds.distance}")
+
+
+def log_distance(ds: Dataset, progress: Progress) -> None:
+    """Say so when the dataset does not record its distance (it is then read as euclidean)."""
+    if ds.distance_assumed:
+        progress.log(f"note: {ds.path} records no distance attribute: treated as euclidean "
+                     "(`vecspread import --distance` sets it)")
 
 
 def codec_training_set(codec: Any, transform: Any, xt: np.ndarray) -> np.ndarray:

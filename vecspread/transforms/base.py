@@ -51,10 +51,26 @@ class Transform(Configurable):
         """Map (n, d_in) float32 queries to (n, d_out) float32 (same as ``apply`` unless asymmetric)."""
         return self.apply(x)
 
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """scikit-learn's name for :meth:`apply`: (n, d_in) float32 database vectors -> (n, d_out) float32."""
+        return self.apply(x)
+
+    def transform_query(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`apply_query`: the map of queries (differs from the database's for asymmetric methods)."""
+        return self.apply_query(x)
+
+    def fit_transform(self, xt: np.ndarray, **kwargs: Any) -> np.ndarray:
+        """``fit(xt)`` then ``transform(xt)``."""
+        return self.fit(xt, **kwargs).apply(xt)
+
     def codec_name(self) -> str | None:
         """The codec this method trains with (stored in the model; ``encode`` then needs no ``--codec``)."""
         spec = getattr(type(self), "spec", None)
         return spec.codec if spec is not None else None
+
+    def codec_defaults(self) -> dict[str, Any]:
+        """Hyper-parameters of that codec when the user gives none of them (e.g. the catalyzer's lattice)."""
+        return {}
 
     @property
     def d_in(self) -> int:

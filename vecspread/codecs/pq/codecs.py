@@ -45,6 +45,12 @@ class _FaissSACodec(Codec):
     def M(self) -> int:
         raise NotImplementedError
 
+    #: PQ cuts vectors into M groups: M must divide d (LSQ's codebooks span all dimensions)
+    need_divide: bool = True
+
+    def check_dimension(self, d: int) -> None:
+        sub_quantizers(self.bits, d, self.name, need_divide=self.need_divide)
+
     def _training_set(self, yt: np.ndarray, need_divide: bool) -> tuple[np.ndarray, int, int]:
         """(yt as float32, d, M) once the bit budget and the number of training vectors are checked."""
         yt = _as_float32(yt)
@@ -133,6 +139,9 @@ class OPQCodec(Codec):
     scanner = "adc"
     needs_training = True
 
+    def check_dimension(self, d: int) -> None:
+        sub_quantizers(self.bits, d, self.name, need_divide=True)
+
     def fit(self, yt: np.ndarray) -> "OPQCodec":
         """Train the rotation, then PQ on the rotated (n, d) float32 vectors; returns self."""
         yt = _as_float32(yt)
@@ -196,6 +205,14 @@ class LSQCodec(_FaissSACodec):
     spec = LSQ
     family = "additive"
     scanner = "decoded"
+
+    need_divide = False
+
+    def check_dimension(self, d: int) -> None:
+        M = sub_quantizers(self.bits, d, self.name, need_divide=False)
+        if M < LSQ_MIN_M:
+            raise ConfigError(f"lsq needs at least {LSQ_MIN_M} codebooks: use --bits {NBITS * LSQ_MIN_M} or more "
+                              f"(got --bits {self.bits})")
 
     def fit(self, yt: np.ndarray) -> "LSQCodec":
         """Train M additive codebooks on (n, d) float32 vectors; returns self."""

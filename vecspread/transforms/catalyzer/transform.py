@@ -95,6 +95,16 @@ class CatalyzerTransform(NeuralTransform):
     def build_network(self, d_in: int) -> MLP:
         return build_mlp(d_in, self.dout, self.dint, self.hidden_layers, self.bn_order)
 
+    def codec_name(self) -> str | None:
+        """The codec it validated with (``--val-codec``): stored in the model, so ``encode`` needs no ``--codec``."""
+        return self.val_codec
+
+    def codec_defaults(self) -> dict[str, Any]:
+        """The lattice of its validation (``--bits`` or ``--r2``) for the stored lattice codec."""
+        if self.val_codec != "lattice":
+            return {}
+        return {"r2": self.r2} if self.r2 is not None else {"bits": self.bits}
+
     def resolved(self) -> dict[str, Any]:
         return {"lam": self.effective_lam()}
 
@@ -130,7 +140,7 @@ class CatalyzerTransform(NeuralTransform):
                 raise
             lattice = None
             report.log(f"no lattice validation: {e}")
-        return CatalyzerObjective(self, ntr, lattice.quantize if train_lattice else None, lattice is not None)
+        return CatalyzerObjective(self, ntr, lattice.quantize if train_lattice else None, lattice is not None, report)
 
     def _lattice_codec(self) -> Any:
         """An unfitted LatticeCodec at ``r2`` or ``bits``."""
@@ -143,8 +153,8 @@ class CatalyzerObjective(Objective):
     """Triplets (anchor, a drawn input-space positive, the mined output-space negative) + lam * KoLeo."""
 
     def __init__(self, t: CatalyzerTransform, ntr: int, quantize: Callable[[np.ndarray], np.ndarray] | None,
-                 validate_lattice: bool) -> None:
-        self.t, self.ntr, self.quantize = t, ntr, quantize
+                 validate_lattice: bool, report: Any = None) -> None:
+        self.t, self.ntr, self.quantize, self.report = t, ntr, quantize, report
         self.lam = t.effective_lam()
         self.kept_codec = t.val_codec
         self._validate_lattice = validate_lattice
@@ -168,7 +178,7 @@ class CatalyzerObjective(Objective):
 
     def prepare(self, x_train: np.ndarray, xs: np.ndarray, device: torch.device) -> str:
         self.xs, self.device = xs, device
-        self.pos_knn = torch.from_numpy(positive_lists(xs, self.t.kpos, self.t.self_positive))
+        self.pos_knn = torch.from_numpy(positive_lists(xs, self.t.kpos, self.t.self_positive, self.report))
         self.x_dev = torch.from_numpy(xs).to(device)
         return f"positives ({self.t.kpos}-NN)"
 
@@ -176,7 +186,8 @@ class CatalyzerObjective(Objective):
         """Negatives mined on the current outputs, one positive drawn per vector, the batch order."""
         t, ntr = self.t, self.ntr
         y_all = forward_batched(net, self.xs, t.dout, self.device)
-        neg = exclude_self(_knn(y_all, y_all, t.kneg + 1), t.kneg)[:, t.kneg - 1]
+        neg = exclude_self(_knn(y_all, y_all, t.kneg + 1, self.report,
+                                f"epoch {epoch + 1}/{t.epochs}: mining negatives"), t.kneg)[:, t.kneg - 1]
         draw = torch.randint(t.kpos, (ntr,), generator=gen)
         pos = self.pos_knn[torch.arange(ntr), draw]
         order = torch.randperm(ntr, generator=gen)
@@ -259,16 +270,17 @@ def exclude_self(I: np.ndarray, k: int) -> np.ndarray:
     return np.ascontiguousarray(I[~is_self].reshape(n, I.shape[1] - 1)[:, :k])
 
 
-def positive_lists(x: np.ndarray, kpos: int, self_positive: bool) -> np.ndarray:
+def positive_lists(x: np.ndarray, kpos: int, self_positive: bool, progress: Any = None) -> np.ndarray:
     """(n, kpos) int64 positive candidates of the (n, d) float32 training vectors ``x``.
 
     Without ``self_positive``: the kpos nearest *other* vectors (the point excluded by id). With it:
     the point itself, then its kpos - 1 nearest others -- what a k-NN of the training set in itself
     gives when there are no exact duplicates.
     """
+    what = f"positives: {kpos}-NN of the training set"
     if not self_positive:
-        return exclude_self(_knn(x, x, kpos + 1), kpos)
-    others = exclude_self(_knn(x, x, kpos), kpos - 1)
+        return exclude_self(_knn(x, x, kpos + 1, progress, what), kpos)
+    others = exclude_self(_knn(x, x, kpos, progress, what), kpos - 1)
     return np.ascontiguousarray(np.hstack([np.arange(x.shape[0], dtype=others.dtype)[:, None], others]))
 
 
@@ -278,7 +290,28 @@ def n_batches(n: int, batch_size: int) -> int:
     return full + (1 if rest >= 2 else 0)
 
 
-def _knn(xq: np.ndarray, xb: np.ndarray, k: int) -> np.ndarray:
-    """Exact L2 k-NN ids (nq, k) int64 of float32 ``xq`` in ``xb`` (faiss, CPU)."""
-    _, I = faiss.knn(np.ascontiguousarray(xq, dtype=np.float32), np.ascontiguousarray(xb, dtype=np.float32), k)
-    return I
+#: queries per faiss call of :func:`_knn` (a multiple of faiss's own BLAS query block, 4096, so that the
+#: chunks compute exactly what one call would)
+KNN_CHUNK = 4 * 4096
+
+
+def _knn(xq: np.ndarray, xb: np.ndarray, k: int, progress: Any = None, what: str = "") -> np.ndarray:
+    """Exact L2 k-NN ids (nq, k) int64 of float32 ``xq`` in ``xb`` (faiss, CPU), in chunks of queries so
+    that ``progress`` (start/advance/finish, optional) shows the work; a remainder smaller than faiss's
+    block joins the last chunk."""
+    xq = np.ascontiguousarray(xq, dtype=np.float32)
+    xb = np.ascontiguousarray(xb, dtype=np.float32)
+    nq = len(xq)
+    bounds = list(range(0, nq, KNN_CHUNK)) + [nq]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < 4096:
+        del bounds[-2]
+    if progress is not None:
+        progress.start(nq, what or f"{k}-NN")
+    parts = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        parts.append(faiss.knn(xq[lo:hi], xb, k)[1])
+        if progress is not None:
+            progress.advance(hi - lo)
+    if progress is not None:
+        progress.finish()
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]

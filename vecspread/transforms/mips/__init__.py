@@ -5,6 +5,8 @@ from vecspread.params import Param, ParamSet, seed_param
 from vecspread.registry import Spec
 
 _PANEL = "MIPS options (sign-alsh, l2-alsh, simple-lsh)"
+#: what the lifts serve: inner products (and cosine, the inner product of unit vectors)
+_DOT = ("dot", "angular")
 
 
 def _norm_terms(default: int) -> Param:
@@ -25,11 +27,13 @@ _PROJECTION = (
 
 SIGN_ALSH = Spec("sign-alsh", "vecspread.transforms.mips.transforms:SignALSHTransform",
                  ParamSet(_norm_terms(2), _max_norm(0.75), *_PROJECTION, panel=_PANEL),
-                 "MIPS: Sign-ALSH lift + Gaussian projection (use with sign codes)", codec="sign")
+                 "MIPS: Sign-ALSH lift + Gaussian projection (use with sign codes)", codec="sign", distances=_DOT)
 L2_ALSH = Spec("l2-alsh", "vecspread.transforms.mips.transforms:L2ALSHTransform",
                ParamSet(_norm_terms(3), _max_norm(0.83), panel=_PANEL),
-               "MIPS: L2-ALSH lift; trains an E2LSH codec (integer bucket ids, collision count)", codec="l2lsh")
+               "MIPS: L2-ALSH lift; trains an E2LSH codec (integer bucket ids, collision count)", codec="l2lsh",
+               distances=_DOT)
 SIMPLE_LSH = Spec("simple-lsh", "vecspread.transforms.mips.transforms:SimpleLSHTransform",
                   ParamSet(*_PROJECTION, panel=_PANEL),
-                  "MIPS: Simple-LSH lift (unit-norm P(x)) + Gaussian projection (use with sign codes)", codec="sign")
+                  "MIPS: Simple-LSH lift (unit-norm P(x)) + Gaussian projection (use with sign codes)", codec="sign",
+                  distances=_DOT)
 SPECS = (SIGN_ALSH, L2_ALSH, SIMPLE_LSH)
