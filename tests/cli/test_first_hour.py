@@ -16,7 +16,6 @@ import vecspread
 from conftest import assert_one_line_error, cli_ok, run_cli
 from vecspread.errors import ConfigError
 from vecspread.io.artifacts import write_artifact
-from vecspread.io.formats import write_vectors
 
 TINY_CAT = ("--epochs", "1", "--dint", "32", "--val-size", "0", "--kneg", "5", "--threads", "1")
 
