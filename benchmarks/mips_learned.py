@@ -36,6 +36,8 @@ RUNS: dict[str, tuple[str | None, list[str], list[str]]] = {
     "nphash": (None, NPHASH, []),
     "simple-lsh+nphash": ("simple-lsh", NPHASH, []),
 }
+#: the methods that serve a dot dataset themselves; any other, run without a lift, needs --any-distance
+MIPS_METHODS = ("simple-lsh", "sign-alsh", "l2-alsh")
 
 
 def vecspread(*args: str) -> str:
@@ -51,6 +53,8 @@ def run(name: str, data: str, work: Path, threads: str) -> dict:
         lift_model = str(work / f"{lift}.lift.h5")
         vecspread("train", data, "--method", lift, "--lift-only", "-o", lift_model)
         after = ["--after", lift_model]
+    elif train_opts[train_opts.index("--method") + 1] not in MIPS_METHODS:
+        after = ["--any-distance"]  # an L2 method on inner-product data, on purpose: the comparison
     t0 = time.perf_counter()
     vecspread("train", data, *train_opts, *after, "--threads", threads, "-o", model)
     train_seconds = time.perf_counter() - t0
@@ -61,7 +65,7 @@ def run(name: str, data: str, work: Path, threads: str) -> dict:
     return {
         "run": name,
         "train": lift_cmd + " ".join(["vecspread train DATA", *map(shlex.quote, train_opts),
-                                      *(["--after", "LIFT"] if lift else [])]),
+                                      *(["--after", "LIFT"] if lift else after)]),
         "encode": " ".join(["vecspread encode MODEL DATA", *encode_opts]),
         "top1": ev["recall"]["1"], "R5@5": ev["k_recall"]["5"], "R10@10": ev["k_recall"]["10"],
         "1-R@10": ev["recall"]["10"], "1-R@100": ev["recall"]["100"], "train_seconds": round(train_seconds, 1),

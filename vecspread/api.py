@@ -44,6 +44,7 @@ class Index:
         self.codec = codec
         self.codes = np.zeros((0, 0), np.uint8)
         self._trained = _is_fitted(transform) and _is_fitted(codec)
+        self._searcher: tuple[Any, Any] | None = None
 
     @classmethod
     def from_method(cls, method: str, codec: Any = None, **params: Any) -> "Index":
@@ -101,33 +102,33 @@ class Index:
             parts.append(self.codec.encode(self.transform.apply(xb[start : start + ADD_BLOCK])))
         if parts:
             self.codes = np.ascontiguousarray(np.concatenate(parts), dtype=np.uint8)
+        self._searcher = None
         return self
 
     def search(self, xq: np.ndarray, k: int, **options: Any) -> tuple[np.ndarray, np.ndarray]:
         """(D, I) of the k best codes for each of the (nq, d) queries: (nq, k) float32 distances (the
         scanner's own) and int64 ids, best first. ``options``: the search options of ``vecspread search``
-        (e.g. ``tables=8, bits_per_table=16`` for hash tables)."""
-        from vecspread.scanners import choose
-
+        (e.g. ``tables=8, bits_per_table=16`` for hash tables). The codes' search-ready form is built at
+        the first search and kept until the next ``add`` or ``reset`` (:meth:`searcher`)."""
         self._require_trained("search")
         if not 1 <= k <= self.ntotal:
             raise ConfigError(f"k must be in 1..{self.ntotal} (the vectors added), got {k}")
-        scanner = choose(self.codec, options)
-        yq = self.transform.apply_query(np.ascontiguousarray(xq, dtype=np.float32))
-        nq = len(yq)
-        D = np.empty((nq, k), np.float32)
-        I = np.empty((nq, k), np.int64)
-        qb = scanner.query_block or nq
-        for qstart in range(0, nq, qb):
-            sl = slice(qstart, qstart + qb)
-            blocks = (self.codes[s : s + ADD_BLOCK] for s in range(0, self.ntotal, ADD_BLOCK))
-            result = scanner.search(yq[sl], blocks, k)
-            D[sl], I[sl] = result.D, result.I
-        return D, I
+        result = self.searcher(**options).search(np.ascontiguousarray(xq, dtype=np.float32), k)
+        return result.D, result.I
+
+    def searcher(self, **options: Any) -> Any:
+        """The :class:`vecspread.searcher.Searcher` over the codes added (built once per set of options)."""
+        from vecspread.searcher import Searcher
+
+        key = tuple(sorted(options.items()))
+        if self._searcher is None or self._searcher[0] != key:
+            self._searcher = (key, Searcher(self.transform, self.codec, self.codes, options=options))
+        return self._searcher[1]
 
     def reset(self) -> "Index":
         """Forget the vectors added (the fitted transform and codec stay)."""
         self.codes = np.zeros((0, 0), np.uint8)
+        self._searcher = None
         return self
 
     # -- files ----------------------------------------------------------------------------------

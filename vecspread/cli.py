@@ -179,19 +179,21 @@ def search_cmd(
     codes: str = typer.Argument(..., help="Codes artifact from `vecspread encode`."),
     dataset: str = typer.Argument(..., help="Dataset whose queries (test set) are searched; the one the codes were encoded from."),
     output: Output = None, k: int = typer.Option(100, "-k", callback=within(ge=1, le=MAX_K), help="Results per query (at most 100000)."),
-    block_size: int = typer.Option(65536, "--block-size", callback=within(ge=1, le=MAX_BLOCK_SIZE), help="Codes per block: memory is bounded by this."),
+    block_size: Optional[int] = typer.Option(None, "--block-size", callback=within(ge=1, le=MAX_BLOCK_SIZE), help="Codes per scan block (default: 64 MiB of codes, e.g. 8M codes of 64 bits): streamed codes take this much memory."),
+    query_batch: Optional[int] = typer.Option(None, "--query-batch", callback=within(ge=1, le=MAX_BLOCK_SIZE), help="Scan the queries this many at a time, as a service answering requests would, and record the latency of each batch (p50/p95/p99; default: all queries at once)."),
+    memory_mb: Optional[float] = typer.Option(None, "--memory-mb", callback=within(ge=0), help="Memory the codes' search-ready form may take, in MiB (default: half the available memory); past it the codes are streamed from the file at every batch."),
     threads: Threads = None, as_json: Json = False, options: dict = {},
 ) -> None:
     """Transform the queries with the stored model and scan the codes with the codec's scanner (Hamming, asymmetric lattice, ADC for PQ-family codes, E2LSH collisions).
 
-    With --tables L --bits-per-table K [--probes P], binary codes are looked up in L hash tables instead (FALCONN-style); the results record the mean number of candidates per query.
+    The codes are loaded once in their scanner's search-ready form (lattice points as small integers, scanned by compiled kernels without decoding; PQ codes in a faiss index; binary codes as they are) and the queries answered --query-batch at a time. With --tables L --bits-per-table K [--probes P], binary codes are looked up in L hash tables instead (FALCONN-style); the results record the mean number of candidates per query.
     """
     output = output or derived(naming.results(codes))
     out_path, (codes, dataset) = prepare(output, [codes, dataset], threads, as_json)
     from vecspread.stages.search import search_codes
 
     run_stage("searched", output, as_json, search_codes, codes, dataset, out_path, k, block_size=block_size,
-              threads=threads, options=options)
+              query_batch=query_batch, memory_mb=memory_mb, threads=threads, options=options)
 
 
 @command("eval")

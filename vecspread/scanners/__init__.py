@@ -16,7 +16,7 @@ from vecspread.scanners import tables
 
 REGISTRY = Registry("scanner", "scanner", [
     Spec("hamming", "vecspread.scanners.hamming:HammingScanner", summary="Hamming distance of binary codes"),
-    Spec("lattice", "vecspread.scanners.decoded:LatticeScanner", summary="unit queries against decoded lattice points"),
+    Spec("lattice", "vecspread.scanners.lattice:LatticeScanner", summary="unit queries against the integer lattice points (compiled)"),
     Spec("decoded", "vecspread.scanners.decoded:DecodedScanner", summary="exact L2 to decoded reconstructions"),
     Spec("adc", "vecspread.scanners.adc:ADCScanner", summary="faiss's PQ look-up tables (ADC)"),
     Spec("collisions", "vecspread.scanners.collisions:CollisionScanner", summary="E2LSH collision counts"),

@@ -1,32 +1,34 @@
 """Asymmetric distance computation (ADC) for product-quantizer codes, by faiss's own PQ scanner.
 
-Each block is loaded into the (emptied) faiss index of the codec with ``add_sa_codes`` and searched with
-faiss's look-up tables of query-to-centroid distances; D holds squared L2 distances from the query to
-the reconstruction of each code.
+A block's search-ready form is a copy of the codec's faiss index holding the block's codes
+(``add_sa_codes``: the code bytes, nothing more); it is searched with faiss's look-up tables of
+query-to-centroid distances. D holds squared L2 distances from the query to the reconstruction of
+each code.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import faiss
 import numpy as np
 
-from vecspread.scanners.base import ExhaustiveScanner
+from vecspread.scanners.base import ExhaustiveScanner, Ready
 
 
 class ADCScanner(ExhaustiveScanner):
     name = "adc"
     families = ("pq",)
 
-    def prepare(self, yq: np.ndarray) -> tuple[Any, np.ndarray]:
-        """The codec's faiss index (emptied) and the queries as it reads them (rotated, for OPQ)."""
-        return self.codec.adc_index(), self.codec.adc_queries(yq)
+    def prepare(self, yq: np.ndarray) -> np.ndarray:
+        """The queries as the codec's faiss index reads them (rotated, for OPQ)."""
+        return self.codec.adc_queries(yq)
 
-    def block_topk(self, queries: Any, block: np.ndarray, kb: int) -> tuple[np.ndarray, np.ndarray]:
-        index, xq = queries
+    def ready(self, block: np.ndarray) -> Ready:
+        index = faiss.clone_index(self.codec.adc_index())
         index.reset()
-        try:
-            index.add_sa_codes(block)
-            return index.search(xq, kb)
-        finally:
-            index.reset()
+        index.add_sa_codes(block)
+        return Ready(len(block), index, block.nbytes)
+
+    def block_topk(self, queries: Any, block: Any, kb: int) -> tuple[np.ndarray, np.ndarray]:
+        return block.search(queries, kb)

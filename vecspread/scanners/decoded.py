@@ -1,4 +1,4 @@
-"""Exact L2 from the unquantized query to the decoded code: lattice points, additive (LSQ) reconstructions.
+"""Exact L2 from the unquantized query to the decoded code: additive (LSQ) reconstructions.
 
 Each block is decoded once to (bs, d) float32 and compared with every query by faiss's exhaustive L2
 search (BLAS + heaps, multi-threaded). Its L2 heaps order equal distances by id, which keeps the
@@ -14,7 +14,6 @@ from typing import Any
 import faiss
 import numpy as np
 
-from vecspread.distances import unit_rows
 from vecspread.scanners.base import ExhaustiveScanner
 
 
@@ -29,22 +28,3 @@ class DecodedScanner(ExhaustiveScanner):
 
     def block_topk(self, queries: Any, block: np.ndarray, kb: int) -> tuple[np.ndarray, np.ndarray]:
         return faiss.knn(queries, self.codec.decode(block), kb)
-
-
-class LatticeScanner(DecodedScanner):
-    """Asymmetric lattice search: unit queries against the decoded unit lattice points.
-
-    D = ||q/||q|| - c||^2 = 2 - 2 <q/||q||, c>, clamped at 0 (rounding gives -1e-7 for a query on a
-    lattice point); an all-zero query is at distance 2 from every code.
-    """
-
-    name = "lattice"
-    families = ("lattice",)
-
-    def prepare(self, yq: np.ndarray) -> np.ndarray:
-        return unit_rows(self.codec.check_queries(yq))
-
-    def block_topk(self, queries: Any, block: np.ndarray, kb: int) -> tuple[np.ndarray, np.ndarray]:
-        dist, cols = super().block_topk(queries, block, kb)
-        np.maximum(dist, 0, out=dist)
-        return dist, cols

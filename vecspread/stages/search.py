@@ -7,65 +7,76 @@ from typing import Any
 
 import numpy as np
 
-from vecspread.io.artifacts import DEFAULT_BLOCK_SIZE, check_lineage, provenance, write_artifact
+from vecspread.io.artifacts import check_lineage, provenance, write_artifact
 from vecspread.io.datasets import Dataset
 from vecspread.models import open_codes
 from vecspread.progress import Progress, as_progress
 from vecspread.runtime import available_cores
-from vecspread.scanners import choose
-from vecspread.scanners.base import code_blocks
+from vecspread.searcher import Searcher, latency_percentiles
 from vecspread.stages.groundtruth import check_k
 
 
 def search_codes(
-    codes: str, dataset: str, output: str, k: int = 100, *, block_size: int = DEFAULT_BLOCK_SIZE,
-    threads: int | None = None, options: dict[str, Any] | None = None, progress: Progress | None = None,
+    codes: str, dataset: str, output: str, k: int = 100, *, block_size: int | None = None,
+    query_batch: int | None = None, memory_mb: float | None = None, threads: int | None = None,
+    options: dict[str, Any] | None = None, progress: Progress | None = None,
 ) -> dict:
     """Search the dataset's queries (``test``) in the codes; write a results artifact.
 
     Results: ``neighbors`` (nq, k) int64 and ``distances`` (nq, k) float32 (the scanner's own distance:
     Hamming for sign codes, squared distance to the lattice point for lattice codes...), best first.
     ``options``: the scanner options the user set (``--tables`` and its kin choose the hash-table
-    scanner; see ``vecspread.scanners``). What the scanner measured (e.g. the mean number of candidates
-    per query of hash tables) is recorded with the timings.
+    scanner; see ``vecspread.scanners``). The codes are loaded once (:class:`vecspread.searcher.Searcher`)
+    and the queries answered ``query_batch`` at a time (default: all at once); each batch's latency is
+    measured (transform + scan) and its percentiles recorded with the timings, beside what the scanner
+    measured (e.g. the mean number of candidates per query of hash tables).
     """
     progress = as_progress(progress)
-    options = options or {}
     art, transform, codec = open_codes(codes)
     with art, Dataset(dataset) as ds:
         check_lineage(art, "dataset", ds.art, "codes were encoded from")
-        scanner = choose(codec, options)
         n = art.member("codes").shape[0]
         check_k(k, n)
         xq = ds.read("test")
-        t0 = time.perf_counter()
-        yq = transform.apply_query(xq)
-        t_transform = time.perf_counter() - t0
-        nq = len(yq)
+        memory = None if memory_mb is None else int(memory_mb * 2**20)
+        searcher = Searcher(transform, codec, art, options=options, memory_bytes=memory, block_size=block_size,
+                            progress=progress)
+        nq = len(xq)
+        batch = min(query_batch or nq, nq) or 1
         D = np.empty((nq, k), np.float32)
         I = np.empty((nq, k), np.int64)
         stats: dict[str, float] = {}
-        qb = scanner.query_block or nq
-        progress.start(n * -(-nq // qb), f"search k={k} ({scanner.name})")
-        t1 = time.perf_counter()
-        for qstart in range(0, nq, qb):
-            sl = slice(qstart, qstart + qb)
-            result = scanner.search(yq[sl], code_blocks(art, block_size, progress), k)
+        latencies: list[float] = []
+        t_transform = t_scan = 0.0
+        progress.start(nq, f"search k={k} ({searcher.scanner.name}, {batch} queries per batch)")
+        for qstart in range(0, nq, batch):
+            sl = slice(qstart, qstart + batch)
+            t0 = time.perf_counter()
+            yq = transform.apply_query(xq[sl])
+            t1 = time.perf_counter()
+            result = searcher.search_transformed(yq, k)
+            t2 = time.perf_counter()
             D[sl], I[sl] = result.D, result.I
             stats = result.stats
+            t_transform, t_scan = t_transform + t1 - t0, t_scan + t2 - t1
+            latencies.append(t2 - t0)
+            progress.advance(len(yq))
         progress.finish()
-        t_scan = time.perf_counter() - t1
         total = t_transform + t_scan
         timing = {"transform_seconds": t_transform, "scan_seconds": t_scan, "search_seconds": total,
-                  "ms_per_query": 1000 * total / nq, "queries_per_second": nq / max(total, 1e-12),
+                  "load_seconds": searcher.load_seconds, "ms_per_query": 1000 * total / max(nq, 1),
+                  "queries_per_second": nq / max(total, 1e-12), "query_batch": batch,
+                  **latency_percentiles(latencies), "resident_bytes": searcher.resident_bytes,
                   "threads": threads or available_cores(), **stats}
-        params = {"k": k, "codec": codec.name, "n": n, "scanner": scanner.name}
-        if scanner.params.names:
-            params[scanner.name] = scanner.get_params()
+        params = {"k": k, "codec": codec.name, "n": n, "scanner": searcher.scanner.name, "scan_mode": searcher.mode}
+        if searcher.scanner.params.names:
+            params[searcher.scanner.name] = searcher.scanner.get_params()
+        searcher.close()
         with write_artifact(
             output, "results", params=params,
             inputs=[provenance(art, "codes"), provenance(ds.art, "dataset")], attrs=timing, expected_bytes=I.nbytes + D.nbytes,
         ) as f:
             f.create_dataset("neighbors", data=I)
             f.create_dataset("distances", data=D)
-    return {"nq": nq, "n": n, "k": k, **{key: round(v, 6) for key, v in timing.items()}}
+    return {"nq": nq, "n": n, "k": k, "scan_mode": searcher.mode,
+            **{key: round(v, 6) if isinstance(v, float) else v for key, v in timing.items()}}

@@ -1,0 +1,145 @@
+"""Scan latency, vecspread against faiss in one process: lattice vs IndexPQ, sign vs IndexBinaryFlat.
+
+    python benchmarks/scan_latency.py ../shared/data/debsift200k.h5 [--copies 5] [--threads 1] [--reps 7]
+
+The database is the dataset's ``train`` repeated ``--copies`` times (5: 1M vectors from the 200k of
+debsift200k), every copy after the first with integer jitter in [-2, 2] added and clipped to 0..255
+(seed 0), so that no two copies are equal; queries are its ``test``. Both sides get the same thread
+count (faiss's OpenMP and vecspread's kernels), and their calls are interleaved: for each batch size
+(1, 10, 1000 queries per call) and each repetition, one vecspread call then one faiss call on the same
+queries; the table gives the median over repetitions of ms per query and the ratio.
+
+- lattice: ``pca --dout 24`` fitted on ``learn``, lattice codes of 64 bits, searched by a
+  :class:`vecspread.searcher.Searcher` (raw queries in: the PCA is part of the time) against faiss
+  ``IndexPQ(d, 8, 8)`` trained on ``learn`` (64-bit codes too);
+- sign: ``rotation --dout 64`` sign codes (classic LSH) against faiss ``IndexBinaryFlat(64)`` holding
+  the very same codes and given the queries' codes (its side does no projection).
+
+k = 100. The searcher is built once (its load time, and the memory of its search-ready form, are
+printed). Prints a markdown table on stdout and progress on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from datetime import date
+
+import faiss
+import h5py
+import numpy as np
+
+BATCHES = (1, 10, 1000)
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def database(path: str, copies: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """xb (copies * n, d) uint8, xq, xt as float32 arrays from the dataset (see the module docstring)."""
+    with h5py.File(path, "r") as f:
+        base, xq, xt = f["train"][:], f["test"][:], f["learn"][:]
+    rng = np.random.default_rng(0)
+    parts = [base] + [np.clip(base.astype(np.int16) + rng.integers(-2, 3, base.shape), 0, 255).astype(np.uint8)
+                      for _ in range(copies - 1)]
+    return np.concatenate(parts), xq.astype(np.float32), xt.astype(np.float32)
+
+
+def encode_all(transform, codec, xb: np.ndarray, block: int = 65536) -> np.ndarray:
+    return np.concatenate([codec.encode(transform.apply(xb[s : s + block].astype(np.float32)))
+                           for s in range(0, len(xb), block)])
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def compare(name: str, ours, theirs, xq: np.ndarray, xq_theirs: np.ndarray, k: int, reps: int) -> list[tuple]:
+    rows = []
+    for b in BATCHES:
+        calls = max(1, min(len(xq) // b, 20 if b == 1 else 5 if b == 10 else 1))
+        t_ours, t_theirs = [], []
+        for rep in range(reps):
+            for c in range(calls):
+                start = ((rep * calls + c) * b) % (len(xq) - b + 1)  # other queries at every call
+                q, q2 = xq[start : start + b], xq_theirs[start : start + b]
+                t_ours.append(timed(lambda: ours(q, k)) / b)
+                t_theirs.append(timed(lambda: theirs(q2, k)) / b)
+        mo, mt = statistics.median(t_ours) * 1e3, statistics.median(t_theirs) * 1e3
+        rows.append((name, b, mo, mt, mo / mt))
+        log(f"{name} {b} queries per call: vecspread {mo:.3f} ms/query, faiss {mt:.3f} ms/query, ratio {mo / mt:.2f}")
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dataset")
+    ap.add_argument("--copies", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("-k", type=int, default=100)
+    args = ap.parse_args()
+
+    from vecspread.runtime import set_threads
+    from vecspread.searcher import Searcher
+    from vecspread.stages.train import fit_method
+
+    set_threads(args.threads)
+    xb, xq, xt = database(args.dataset, args.copies)
+    n, d = xb.shape
+    log(f"database {n} x {d} ({args.copies} copies of {args.dataset}'s train), {len(xq)} queries, "
+        f"{args.threads} thread(s)")
+    rows = []
+
+    # lattice vs PQ
+    transform, codec = fit_method("pca", xt, dout=24)
+    codec = _lattice(xt, transform)
+    codes = encode_all(transform, codec, xb)
+    t0 = time.perf_counter()
+    searcher = Searcher(transform, codec, codes)
+    log(f"lattice: {codes.nbytes / 2**20:.1f} MiB of codes, search-ready form {searcher.resident_bytes / 2**20:.1f} "
+        f"MiB ({searcher.resident_bytes / codes.nbytes:.1f}x) built in {time.perf_counter() - t0:.2f} s")
+    pq = faiss.IndexPQ(d, 8, 8)
+    pq.train(xt)
+    for s in range(0, n, 262144):
+        pq.add(xb[s : s + 262144].astype(np.float32))
+    lattice_rows = compare("lattice 64 bits vs IndexPQ(d, 8, 8)", lambda q, k: searcher.search(q, k),
+                           lambda q, k: pq.search(q, k), xq, xq, args.k, args.reps)
+    rows += lattice_rows
+    searcher.close()
+
+    # sign vs IndexBinaryFlat
+    transform, codec = fit_method("rotation", xt, dout=64)
+    from vecspread.codecs import REGISTRY as CODECS
+
+    codec = CODECS.create("sign", {}).fit(transform.apply(xt[:1000]))
+    codes = encode_all(transform, codec, xb)
+    searcher = Searcher(transform, codec, codes)
+    flat = faiss.IndexBinaryFlat(64)
+    flat.add(codes)
+    xq_codes = codec.encode(transform.apply_query(xq))
+    rows += compare("sign 64 bits vs IndexBinaryFlat(64)", lambda q, k: searcher.search(q, k),
+                    lambda q, k: flat.search(q, k), xq, xq_codes, args.k, args.reps)
+
+    print(f"\nMachine: {platform.processor() or platform.machine()}, {faiss.omp_get_max_threads()} thread(s); "
+          f"date {date.today()}; {n} codes; k = {args.k}; median of {args.reps} repetitions.\n")
+    print("| scan | queries per call | vecspread ms/query | faiss ms/query | ratio |")
+    print("|---|---|---|---|---|")
+    for name, b, mo, mt, ratio in rows:
+        print(f"| {name} | {b} | {mo:.3f} | {mt:.3f} | {ratio:.2f} |")
+
+
+def _lattice(xt: np.ndarray, transform) -> object:
+    from vecspread.codecs import REGISTRY as CODECS
+
+    return CODECS.create("lattice", {"bits": 64}).fit(transform.apply(xt[:1000]))
+
+
+if __name__ == "__main__":
+    main()
