@@ -21,7 +21,7 @@ from pathlib import Path
 from vecspread import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGES = ["import", "gt", "train", "encode", "search", "eval", "inspect", "bench", "atoms", "verify", "demo"]
+STAGES = ["import", "gt", "train", "encode", "search", "eval", "inspect", "bench", "tune", "atoms", "verify", "demo"]
 SHELLS = ["bash", "zsh", "fish"]
 #: pages carry this date (2026-11-22) rather than the day they were regenerated
 SOURCE_DATE_EPOCH = "1795305600"

@@ -157,6 +157,45 @@ def train_cmd(
               threads=threads, after=after, any_distance=any_distance)
 
 
+@command("tune", options=method_options, after="method", help="Choose a learned method's hyper-parameters by "
+         "cross-validation on the learn set: train every point of the --grid, score it by the validation "
+         "1-recall@10 of held-out learn vectors (never the test queries), write the best model.\n\nThe other "
+         "options are fixed for every point, e.g. `vecspread tune DATA --method catalyzer --bits 64 --grid "
+         "lam=0.005,0.01,0.02,0.05 --grid dout=16,24,32`. Prints the table (markdown; --json: everything).")
+def tune_cmd(
+    dataset: str = typer.Argument(..., help="Dataset artifact; its learn set is used when present."),
+    output: Output = None,
+    method: Method = typer.Option("catalyzer", "--method", "-m", help="Learned method to tune: " + ", ".join(METHODS.names) + "."),
+    grid: List[str] = typer.Option([], "--grid", help="NAME=V1,V2,...: values of one option to try (repeatable: the grid is their product)."),
+    max_train: Optional[int] = typer.Option(None, "--max-train", callback=within(ge=1), help="Fit on at most this many training vectors (a seeded random sample)."),
+    plot: Optional[str] = typer.Option(None, "--plot", help="Write a PNG of the score against the first --grid option (needs matplotlib: pip install '" + PLOT_EXTRA + "')."),
+    threads: Threads = None, as_json: JsonReport = False, options: dict = {},
+) -> None:
+    output = output or derived(naming.model(dataset, method.value + ".tuned"))
+    out_path, (dataset,) = prepare(output, [dataset], threads, as_json)
+    from vecspread.stages.tune import parse_grid, tune
+
+    parse_grid(method.value, grid)  # a bad grid is refused before any training
+    with console.progress() as progress:
+        result = tune(dataset, out_path, method.value, options, grid, max_train=max_train, threads=threads,
+                      plot=plot, progress=progress)
+    if as_json:
+        typer.echo(json.dumps(result, sort_keys=True, default=str))
+        return
+    names = list(result["grid"])
+    lines = ["| " + " | ".join(names) + " | validation 1-recall@10 | kept epoch | train s |",
+             "|" + "---|" * (len(names) + 3)]
+    for row in result["points"]:
+        star = " *" if row is result["best"] else ""
+        lines.append("| " + " | ".join(str(row[n]) for n in names) +
+                     f" | {row['val_recall10']:.4f}{star} | {row['kept_epoch']} | {row['train_seconds']} |")
+    best = ", ".join(f"{n}={result['best'][n]}" for n in names)
+    lines.append(f"\nbest ({result['best']['val_codec']} codes): {best}, written to {output}")
+    if result.get("plot"):
+        lines.append(f"plot: {result['plot']}")
+    typer.echo("\n".join(lines))
+
+
 @command("encode", options=codec_options, after="codec")
 def encode_cmd(
     model: str = typer.Argument(..., help="Model artifact from `vecspread train`."),

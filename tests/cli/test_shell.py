@@ -61,7 +61,7 @@ def complete_bash(words: str, cword: int) -> list[str]:
 
 @pytest.mark.parametrize("words, cword, expected", [
     ("vecspread tr", 1, {"train"}),
-    ("vecspread ", 1, {"import", "gt", "train", "encode", "search", "eval", "atoms", "inspect", "verify", "demo"}),
+    ("vecspread ", 1, {"import", "gt", "train", "encode", "search", "eval", "atoms", "inspect", "verify", "demo", "tune"}),
     ("vecspread train x --me", 3, {"--method"}),
     ("vecspread encode m.h5 d.h5 --bl", 4, {"--block-size"}),
     ("vecspread train x --method ", 4, set(METHOD_NAMES)),

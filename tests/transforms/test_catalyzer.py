@@ -3,6 +3,8 @@ bit-for-bit reproducibility and resume, model round trip, checkpoint contents. A
 
 from __future__ import annotations
 
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -373,3 +375,64 @@ def test_time_budget_stops_at_the_step_that_reaches_it(clustered):
     assert "lattice_r10" in t.history_[0]
     unlimited = CatalyzerTransform(**{**TINY, "epochs": 2}).fit(clustered)
     assert [h["epoch"] for h in unlimited.history_] == [1, 2]
+
+
+# ------------------------------------------------------------------ issue 16: mining and budgets
+
+
+def test_ivf_mining_visiting_every_list_is_the_exact_search(clustered):
+    from vecspread.transforms.catalyzer.transform import _knn, ivf_knn
+
+    x = clustered[6:]  # no duplicates: no ties for the two searches to order differently
+    exact = _knn(x, x, 11)
+    assert (ivf_knn(x, x, 11, nprobe=10**4, seed=0) == exact).all()
+    few = ivf_knn(x, x, 11, nprobe=1, seed=0)  # one list: approximate, and still complete
+    assert (few >= 0).all() and np.mean([len(set(a) & set(b)) for a, b in zip(few, exact)]) / 11 > 0.5
+
+
+def test_ivf_mining_trains_and_differs_from_exact(clustered):
+    rec = _Recorder()
+    a = CatalyzerTransform(**TINY, mining="ivf", nprobe=2).fit(clustered, progress=rec)
+    assert any("IVF" in t[0] for t in rec.tasks), rec.tasks
+    b = CatalyzerTransform(**TINY).fit(clustered)
+    assert not _weights_equal(a.get_weights(), b.get_weights())
+
+
+def test_a_budget_spreads_the_whole_schedule_over_the_epochs_that_fit():
+    import time as _time
+
+    from vecspread.neural.trainer import _epochs_in_budget
+
+    rec = _Recorder()
+    now = _time.perf_counter()
+    assert _epochs_in_budget(160, 30.0, now + 100.0, rec, "catalyzer") == 4  # the one done + 3 more
+    assert "fits 4 of the 160 epochs" in rec.lines[-1] and "decays included" in rec.lines[-1]
+    assert _epochs_in_budget(8, 1.0, now + 1000.0, rec, "catalyzer") == 8
+    assert _epochs_in_budget(8, 50.0, now + 1.0, rec, "catalyzer") == 1
+    t = CatalyzerTransform(epochs=160)
+    # the schedule over 4 epochs: every step of (0.1, 0.1, 0.05, 0.01), as over 160 at 0, 40, 80, 120
+    assert [t.lr_at(e, 4) for e in range(4)] == [t.lr_at(e) for e in (0, 40, 80, 120)] == [0.1, 0.1, 0.05, 0.01]
+
+
+def test_a_compressed_schedule_runs_its_epochs_with_every_decay(clustered, monkeypatch):
+    import vecspread.neural.trainer as trainer
+
+    monkeypatch.setattr(trainer, "_epochs_in_budget", lambda planned, seconds, deadline, report, name: 3)
+    rec = _Recorder()
+    t = CatalyzerTransform(**{**TINY, "epochs": 8}).fit(clustered, run=RunSettings(max_minutes=60), progress=rec)
+    assert [r["epoch"] for r in t.history_] == [1, 2, 3] and not any(r["partial"] for r in t.history_)
+    # shorter than the 4-step schedule: it still ends on the final rate
+    assert [r["lr"] for r in t.history_] == [t.lr_at(e, 3) for e in range(3)] == [0.1, 0.1, 0.01]
+    assert t.get_config()["epochs_run"] == 3 and t.get_config()["epochs"] == 8
+    assert any("completed its schedule of 3 epochs" in line for line in rec.lines), rec.lines
+
+
+def test_the_model_records_where_the_training_time_went(syn, tmp_path):
+    from conftest import run_cli
+
+    rc, _, err = run_cli("train", syn.h5, "--dout", 8, "--dint", 32, "--epochs", 2, "--bits", 16, "-o", tmp_path / "m.h5")
+    assert rc == 0 and "where the time went: prepare" in err, err
+    with h5py.File(tmp_path / "m.h5", "r") as f:
+        totals = json.loads(f.attrs["params"])["time_totals"]
+    assert set(totals) == {"prepare", "mining", "steps", "validation"} and all(v >= 0 for v in totals.values())
+    assert totals["steps"] > 0

@@ -16,8 +16,11 @@ validated with); :func:`train` does the rest, the same way for every method:
   of the sign bits (and of the method's other validation codecs) of the held-out queries against their
   exact nearest neighbour, tie-aware. The kept model is the latest epoch within one standard error of the
   best (:func:`vecspread.neural.validation.kept_epoch`); without validation, the last one.
-- **Budget** (``RunSettings.max_minutes``): training stops at the step that reaches it (possibly
-  mid-epoch); that point is validated and checkpointed.
+- **Budget** (``RunSettings.max_minutes``): after the first epoch (mining, steps, validation), the
+  number of epochs that fit the time left at that epoch's cost is the run's length, and the
+  learning-rate schedule is spread over it (:meth:`Objective.lr_at`), so that a budget gives a complete
+  schedule, decays included, in fewer epochs; the log says so. Should epochs grow slower, training still stops at the step that reaches the
+  budget (possibly mid-epoch); that point is validated and checkpointed.
 - **Checkpoints** at every validation point (``vecspread.neural.checkpoint``): a run resumed from one
   continues bit for bit, mid-epoch included, and refuses a checkpoint written with other
   hyper-parameters or other training data.
@@ -67,8 +70,8 @@ class Objective:
         """Steps per epoch."""
         raise NotImplementedError
 
-    def lr_at(self, epoch: int) -> float | None:
-        """The learning rate of 0-based ``epoch`` (None: the optimizer's own, unchanged)."""
+    def lr_at(self, epoch: int, epochs: int | None = None) -> float | None:
+        """The learning rate of 0-based ``epoch`` of a run of ``epochs`` (None: the optimizer's own)."""
         return None
 
     def prepare(self, x_train: np.ndarray, xs: np.ndarray, device: torch.device) -> str:
@@ -125,6 +128,7 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
     xs = np.ascontiguousarray(x_train * np.float32(scale), dtype=np.float32)
     t0 = time.perf_counter()
     note = objective.prepare(x_train, xs, device)
+    method.prepare_seconds_ = time.perf_counter() - t0
     validator = None
     if nq > 0:
         xdb = xt[val_db] if ndb > 0 else x_train  # ndb 0: the queries are searched in the training set
@@ -137,8 +141,16 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
         return forward_batched(net, x, method.d_out_, device)
 
     stopped = False
-    for epoch in range(state.epoch, method.epochs):
-        lr = objective.lr_at(epoch)
+    planned = state.planned or int(method.epochs)
+    epoch = state.epoch
+    first_epoch_seconds = None
+    while epoch < planned:
+        if first_epoch_seconds is not None and state.planned is None:
+            planned = state.planned = _epochs_in_budget(planned, first_epoch_seconds, deadline, report, method.name)
+            if epoch >= planned:
+                break
+        lr = objective.lr_at(epoch, planned)
+        t_epoch = time.perf_counter()
         if lr is not None:
             for group in opt.param_groups:
                 group["lr"] = lr
@@ -148,7 +160,7 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
         t_mining = time.perf_counter() - t0
         t0 = time.perf_counter()
         net.train()
-        report.start(nb, _bar_text(method, epoch, state.history, key))
+        report.start(nb, _bar_text(method, epoch, planned, state.history, key))
         report.advance(state.step)
         pending = 0
         b = state.step
@@ -177,7 +189,7 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
                                "t_mining": state.sums.get("t_mining", 0.0) + t_mining,
                                "t_train": state.sums.get("t_train", 0.0) + time.perf_counter() - t0}
 
-        at_check = (epoch + 1) % method.val_every == 0 or epoch + 1 == method.epochs or stopped
+        at_check = (epoch + 1) % method.val_every == 0 or epoch + 1 == planned or stopped
         t0 = time.perf_counter()
         mark = ""
         if at_check and validator is not None:
@@ -194,11 +206,17 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
         # on disk before the epoch is reported: whatever interrupts the run later can resume from here
         if at_check and run.checkpoint:
             state.save(run.checkpoint, method.name, run_key, net, opt, gen, epoch, b if partial else 0)
-        report.log(_format_epoch(rec, method.epochs) + mark)
+        report.log(_format_epoch(rec, planned) + mark)
         state.next_epoch()
         if stopped:
             report.log(f"time budget of {run.max_minutes:g} min reached at epoch {epoch + 1} step {b}/{nb}")
             break
+        if deadline is not None and epoch == 0 and not partial:
+            first_epoch_seconds = time.perf_counter() - t_epoch  # mining, steps, validation, checkpoint
+        epoch += 1
+    if deadline is not None and not stopped and state.history:
+        report.log(f"{method.name}: completed its schedule of {planned} epochs within {run.max_minutes:g} min")
+    method.epochs_run_ = planned
 
     if state.best is not None:
         load_state_arrays(net, state.best)
@@ -222,9 +240,22 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
         report.log(line + ")")
 
 
-def _bar_text(method: Any, epoch: int, history: list[dict[str, Any]], key: str) -> str:
+def _epochs_in_budget(planned: int, seconds: float, deadline: float, report: Progress, name: str) -> int:
+    """Epochs the run keeps after its first took ``seconds``: as many as the time left before ``deadline``
+    fits at that cost (at least 1, at most ``planned``); logged either way."""
+    left = deadline - time.perf_counter()
+    fit = max(1, min(planned, 1 + int(left // max(seconds, 1e-9))))
+    if fit < planned:
+        report.log(f"{name}: an epoch takes {seconds:.0f} s, so the budget fits {fit} of the {planned} epochs: "
+                   f"the learning-rate schedule is spread over {fit} epochs, decays included")
+    else:
+        report.log(f"{name}: an epoch takes {seconds:.0f} s: the budget fits all {planned} epochs")
+    return fit
+
+
+def _bar_text(method: Any, epoch: int, planned: int, history: list[dict[str, Any]], key: str) -> str:
     """The training bar's label: the epoch, and the last epoch's loss and validation 1-recall@10."""
-    text = f"{method.name} epoch {epoch + 1}/{method.epochs}"
+    text = f"{method.name} epoch {epoch + 1}/{planned}"
     if history:
         last = history[-1]
         text += f" | loss {last.get('loss', float('nan')):.4g}"
@@ -240,6 +271,7 @@ class _RunState:
 
     def __init__(self) -> None:
         self.epoch, self.step = 0, 0
+        self.planned: int | None = None  # the run's length once a time budget has set it
         self.plan: dict[str, torch.Tensor] | None = None
         self.sums: dict[str, float] = {}
         self.history: list[dict[str, Any]] = []
@@ -266,7 +298,7 @@ class _RunState:
              gen: torch.Generator, epoch: int, step: int) -> None:
         meta = {"kind": kind, "run_key": run_key, "epoch": epoch + 1 if not step else epoch, "step": step,
                 "sums": self.sums if step else None, "history": self.history,
-                "best_score": self.best_score, "best_epoch": self.best_epoch}
+                "best_score": self.best_score, "best_epoch": self.best_epoch, "planned": self.planned}
         groups: dict[str, dict[str, np.ndarray]] = {
             "model": state_arrays(net), "optimizer": optimizer_arrays(opt),
             "rng": {"torch": gen.get_state().numpy()}, "best": self.best or {},
@@ -293,6 +325,10 @@ class _RunState:
             gen.set_state(torch.from_numpy(rng))
             self.history = [dict(r) for r in meta["history"]]
             self.best_score, self.best_epoch = float(meta["best_score"]), meta["best_epoch"]
+            planned = meta.get("planned")
+            self.planned = None if planned is None else int(planned)
+            if self.planned is not None and not 1 <= self.planned <= epochs:
+                raise ValueError(f"a planned {self.planned} epochs outside 1..{epochs}")
             self.best = groups.get("best") or None
             if self.best is not None:
                 expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}

@@ -235,13 +235,13 @@ def _stopped_early(model: str, cell: Cell) -> str | None:
 
     with open_artifact(model, "model") as art:
         params = art.params
-    history, epochs = params.get("history") or [], params.get("epochs")
+    history, epochs = params.get("history") or [], params.get("epochs_run", params.get("epochs"))
     if not history or epochs is None:
         return None
     last = history[-1]
     if last.get("partial") or last.get("epoch", epochs) < epochs:
         return f"stopped by --budget-minutes after {last.get('epoch')} of {epochs} epochs"
-    return None
+    return None  # complete: its whole schedule (spread over fewer epochs when the budget asked it)
 
 
 def markdown_tables(report: dict[str, Any]) -> str:

@@ -102,6 +102,8 @@ def train_model(
         params: dict[str, Any] = {"method": method, **transform.get_config(), "training_set": note}
         if getattr(transform, "timings_", None):
             params["timings"] = transform.timings_  # provenance: where the training time went
+            params["time_totals"] = totals = training_time_totals(transform)
+            progress.log(f"{method}: where the time went: " + ", ".join(f"{k} {v:.1f}s" for k, v in totals.items()))
             params["threads"] = current_threads(threads)  # provenance: a seeded run repeats with the same count
         if prior is not None:
             from vecspread.transforms.chain import ChainTransform
@@ -148,3 +150,13 @@ def codec_training_set(codec: Any, transform: Any, xt: np.ndarray) -> np.ndarray
     if not codec.needs_training:
         return np.zeros((0, transform.d_out), np.float32)
     return transform.apply(xt)
+
+
+def training_time_totals(transform: Any) -> dict[str, float]:
+    """Seconds of a neural training run by phase: ``prepare`` (e.g. the catalyzer's positives), ``mining``
+    (each epoch's plan: hard negatives), ``steps`` and ``validation``, summed over the epochs."""
+    rows = getattr(transform, "timings_", None) or []
+    return {"prepare": round(float(getattr(transform, "prepare_seconds_", 0.0)), 3),
+            "mining": round(sum(r.get("t_mining", 0.0) for r in rows), 3),
+            "steps": round(sum(r.get("t_train", 0.0) for r in rows), 3),
+            "validation": round(sum(r.get("t_val", 0.0) for r in rows), 3)}

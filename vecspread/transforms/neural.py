@@ -69,8 +69,12 @@ class NeuralTransform(Transform):
     def get_config(self) -> dict[str, Any]:
         """Hyper-parameters (derived ones as used) plus ``d_in``, ``d_out``, ``best_epoch`` and the
         per-epoch training ``history``."""
-        return {**super().get_config(), **self.resolved(), "history": list(getattr(self, "history_", [])),
-                "best_epoch": getattr(self, "best_epoch_", None)}
+        config = {**super().get_config(), **self.resolved(), "history": list(getattr(self, "history_", [])),
+                  "best_epoch": getattr(self, "best_epoch_", None)}
+        run = getattr(self, "epochs_run_", None)
+        if run is not None and run != self.epochs:  # a time budget spread the schedule over fewer epochs
+            config["epochs_run"] = int(run)
+        return config
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """``input_scale`` (1,) float32 and the network state dict ("net.0.weight", ..., batch-norm
@@ -81,6 +85,7 @@ class NeuralTransform(Transform):
         """The network on the CPU, from the stored weights."""
         self.history_ = list(config.get("history") or [])
         self.best_epoch_ = config.get("best_epoch")
+        self.epochs_run_ = config.get("epochs_run", self.epochs)
         try:
             self.input_scale_ = float(np.asarray(weights["input_scale"]).reshape(-1)[0])
             net = self.build_network(self.d_in_)

@@ -50,6 +50,10 @@ PARAMS = ParamSet(
     Param("bits", int, 64, "Lattice budget in bits for validation and end-to-end training", ge=1,
           le=LATTICE_MAX_BITS),
     Param("r2", int, help="Lattice squared radius (instead of --bits)", ge=1, le=R2_MAX),
+    Param("mining", str, "exact", "Neighbour search for positives and hard negatives: exact (brute force) or "
+          "ivf (faiss IVF-Flat, 4 sqrt(n) lists: sub-quadratic, for large learn sets; its recall against exact "
+          "is in benchmarks/RESULTS.md)", choices=("exact", "ivf")),
+    Param("nprobe", int, 32, "Lists an IVF mining search visits (--mining ivf)", ge=1, le=65536),
     Param("val_codec", str, "lattice", "Codec whose validation 1-recall@10 picks the kept epoch, the latest "
           "within one standard error of the best", choices=("lattice", "sign")),
     panel="Catalyzer options",

@@ -47,7 +47,10 @@ Decisions the paper leaves open, taken here (each one also noted where it is imp
   ``val_size=(10000, 1000)``, a held-out 10k database, bounds it. A 10k sample of the training vectors as
   the database was also measured; it changed the kept epoch in 2 of 10 runs (RESULTS.md).
 - **Searches** (positives, negatives, validation ground truth) run with faiss on the CPU, also when the
-  network trains on a GPU.
+  network trains on a GPU. ``mining="ivf"`` makes the positives' and negatives' searches approximate:
+  a faiss IVF-Flat index over the searched vectors (round(4 sqrt(n)) lists, k-means on at most 64 vectors
+  per list drawn with the run's seed, ``nprobe`` lists visited), rebuilt for each search, as the
+  authors' code does on CPU. Exact stays the default and the reference in tests.
 
 The split, input scale, reproducibility, validation, budget and checkpoints are the shared trainer's
 (``vecspread.neural.trainer``). The catalyzer validates the sign bits and the lattice at ``bits`` (or
@@ -115,11 +118,17 @@ class CatalyzerTransform(NeuralTransform):
         nearest = min(LAMBDA_BY_DOUT, key=lambda t: (abs(t - int(self.dout)), t))
         return LAMBDA_BY_DOUT[nearest]
 
-    def lr_at(self, epoch: int) -> float:
+    def lr_at(self, epoch: int, epochs: int | None = None) -> float:
         """Learning rate of 0-based ``epoch``: ``lr_schedule[floor(epoch * len / epochs)]``, rescaled
-        by ``lr / lr_schedule[0]`` (1 with the defaults) so that ``lr`` moves the whole schedule."""
-        sched = list(self.lr_schedule)
-        value = float(sched[min(len(sched) - 1, (epoch * len(sched)) // int(self.epochs))])
+        by ``lr / lr_schedule[0]`` (1 with the defaults) so that ``lr`` moves the whole schedule.
+        ``epochs``: the length the schedule is spread over (default ``self.epochs``; fewer when a time
+        budget compresses it). A run of 2 or more epochs ends at the schedule's final rate."""
+        sched, n = list(self.lr_schedule), int(epochs or self.epochs)
+        # a run of 2 or more epochs but fewer than the schedule's steps still ends on its last decay
+        # (for n >= len(sched) the formula already gives the last epoch the final rate)
+        last = 1 < n < len(sched) and epoch >= n - 1
+        step = len(sched) - 1 if last else min(len(sched) - 1, (epoch * len(sched)) // n)
+        value = float(sched[step])
         if float(self.lr) == float(sched[0]):
             return value  # the common case, exactly the tabulated value
         return value * float(self.lr) / float(sched[0])
@@ -173,12 +182,13 @@ class CatalyzerObjective(Objective):
     def n_steps(self, ntr: int) -> int:
         return n_batches(ntr, self.t.batch_size)
 
-    def lr_at(self, epoch: int) -> float:
-        return self.t.lr_at(epoch)
+    def lr_at(self, epoch: int, epochs: int | None = None) -> float:
+        return self.t.lr_at(epoch, epochs)
 
     def prepare(self, x_train: np.ndarray, xs: np.ndarray, device: torch.device) -> str:
         self.xs, self.device = xs, device
-        self.pos_knn = torch.from_numpy(positive_lists(xs, self.t.kpos, self.t.self_positive, self.report))
+        self.pos_knn = torch.from_numpy(positive_lists(xs, self.t.kpos, self.t.self_positive, self.report,
+                                                       self.knn_search()))
         self.x_dev = torch.from_numpy(xs).to(device)
         return f"positives ({self.t.kpos}-NN)"
 
@@ -186,12 +196,19 @@ class CatalyzerObjective(Objective):
         """Negatives mined on the current outputs, one positive drawn per vector, the batch order."""
         t, ntr = self.t, self.ntr
         y_all = forward_batched(net, self.xs, t.dout, self.device)
-        neg = exclude_self(_knn(y_all, y_all, t.kneg + 1, self.report,
-                                f"epoch {epoch + 1}/{t.epochs}: mining negatives"), t.kneg)[:, t.kneg - 1]
+        neg = exclude_self(self.knn_search()(y_all, y_all, t.kneg + 1, self.report,
+                                             f"epoch {epoch + 1}/{t.epochs}: mining negatives"), t.kneg)[:, t.kneg - 1]
         draw = torch.randint(t.kpos, (ntr,), generator=gen)
         pos = self.pos_knn[torch.arange(ntr), draw]
         order = torch.randperm(ntr, generator=gen)
         return {"order": order, "pos": pos, "neg": torch.from_numpy(neg)}
+
+    def knn_search(self) -> Callable[..., np.ndarray]:
+        """The k-NN search of the mining: exact, or IVF with the run's nprobe and seed."""
+        if self.t.mining == "exact":
+            return _knn
+        return lambda xq, xb, k, progress=None, what="": ivf_knn(xq, xb, k, self.t.nprobe, int(self.t.seed),
+                                                                 progress, what)
 
     def step(self, net: nn.Module, plan: dict[str, torch.Tensor], b: int,
              gen: torch.Generator) -> tuple[torch.Tensor, int, dict[str, float]]:
@@ -270,7 +287,8 @@ def exclude_self(I: np.ndarray, k: int) -> np.ndarray:
     return np.ascontiguousarray(I[~is_self].reshape(n, I.shape[1] - 1)[:, :k])
 
 
-def positive_lists(x: np.ndarray, kpos: int, self_positive: bool, progress: Any = None) -> np.ndarray:
+def positive_lists(x: np.ndarray, kpos: int, self_positive: bool, progress: Any = None,
+                   knn: Callable[..., np.ndarray] | None = None) -> np.ndarray:
     """(n, kpos) int64 positive candidates of the (n, d) float32 training vectors ``x``.
 
     Without ``self_positive``: the kpos nearest *other* vectors (the point excluded by id). With it:
@@ -278,9 +296,10 @@ def positive_lists(x: np.ndarray, kpos: int, self_positive: bool, progress: Any 
     gives when there are no exact duplicates.
     """
     what = f"positives: {kpos}-NN of the training set"
+    knn = knn or _knn
     if not self_positive:
-        return exclude_self(_knn(x, x, kpos + 1, progress, what), kpos)
-    others = exclude_self(_knn(x, x, kpos, progress, what), kpos - 1)
+        return exclude_self(knn(x, x, kpos + 1, progress, what), kpos)
+    others = exclude_self(knn(x, x, kpos, progress, what), kpos - 1)
     return np.ascontiguousarray(np.hstack([np.arange(x.shape[0], dtype=others.dtype)[:, None], others]))
 
 
@@ -312,6 +331,43 @@ def _knn(xq: np.ndarray, xb: np.ndarray, k: int, progress: Any = None, what: str
         parts.append(faiss.knn(xq[lo:hi], xb, k)[1])
         if progress is not None:
             progress.advance(hi - lo)
+    if progress is not None:
+        progress.finish()
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+#: k-means training vectors per IVF list (faiss warns below 39)
+IVF_TRAIN_PER_LIST = 64
+
+
+def ivf_knn(xq: np.ndarray, xb: np.ndarray, k: int, nprobe: int, seed: int, progress: Any = None,
+            what: str = "") -> np.ndarray:
+    """Approximate L2 k-NN ids (nq, k) int64 of float32 ``xq`` in ``xb``: faiss IVF-Flat with round(4 sqrt(n))
+    lists (k-means on at most 64 vectors per list, drawn with ``seed``), ``nprobe`` lists visited. Slots
+    it cannot fill (fewer than k vectors in the lists visited) are filled with the exact search's ids."""
+    xq = np.ascontiguousarray(xq, dtype=np.float32)
+    xb = np.ascontiguousarray(xb, dtype=np.float32)
+    n, d = xb.shape
+    nlist = max(1, min(n // 39, int(round(4 * math.sqrt(n)))))
+    quantizer = faiss.IndexFlatL2(d)
+    index = faiss.IndexIVFFlat(quantizer, d, nlist)
+    index.cp.seed = seed
+    index.cp.min_points_per_centroid = 1  # no sampling warning: the sample is drawn here
+    sample = np.random.default_rng(seed).permutation(n)[: IVF_TRAIN_PER_LIST * nlist]
+    index.train(xb[np.sort(sample)])
+    index.add(xb)
+    index.nprobe = min(nprobe, nlist)
+    if progress is not None:
+        progress.start(len(xq), (what or f"{k}-NN") + f" (IVF {nlist} lists, nprobe {index.nprobe})")
+    parts = []
+    for lo in range(0, len(xq), KNN_CHUNK):
+        I = index.search(xq[lo : lo + KNN_CHUNK], k)[1]
+        short = (I < 0).any(axis=1)
+        if short.any():  # too few vectors in the visited lists: those rows exactly
+            I[short] = faiss.knn(xq[lo : lo + KNN_CHUNK][short], xb, k)[1]
+        parts.append(I)
+        if progress is not None:
+            progress.advance(len(I))
     if progress is not None:
         progress.finish()
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
