@@ -252,3 +252,38 @@ def pipeline(syn, tmp_path_factory) -> Pipeline:
     cli_ok("search", p.lattice_codes, syn.h5, "-k", 100, "-o", p.lattice_results, "--block-size", 70)
     return p
 
+
+# --------------------------------------------------------------------------------------------
+# progress
+
+
+class ProgressRecorder:
+    """A progress object: lines plus the units of work started ([description, total, done] each); can
+    simulate a run killed after an epoch's line."""
+
+    def __init__(self, stop_after_epoch: int | None = None) -> None:
+        self.lines: list[str] = []
+        self.tasks: list[list] = []
+        self.stop_after_epoch = stop_after_epoch
+
+    def log(self, line: str) -> None:
+        self.lines.append(line)
+        if self.stop_after_epoch is not None and line.startswith(f"epoch {self.stop_after_epoch}/"):
+            raise KeyboardInterrupt  # simulates a run killed right after that epoch
+
+    def start(self, total: int, description: str = "") -> None:
+        self.tasks.append([description, total, 0])
+
+    def advance(self, n: int = 1) -> None:
+        self.tasks[-1][2] += n
+
+    def finish(self) -> None:
+        pass
+
+    @property
+    def total(self) -> int:
+        return sum(t[1] for t in self.tasks if " epoch " in t[0] and "mining" not in t[0])
+
+    @property
+    def done(self) -> int:
+        return sum(t[2] for t in self.tasks if " epoch " in t[0] and "mining" not in t[0])

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import cli_ok, run_cli
+from conftest import ProgressRecorder, cli_ok, run_cli
 from vecspread.codecs.lattice.codec import LatticeCodec
 from vecspread.codecs.sign.codec import SignCodec
 from vecspread.distances import unit_rows
@@ -107,19 +107,12 @@ def test_searcher_resident_streaming_blocks_and_batches_agree():
     assert (np.vstack([r.I for r in one_by_one]) == whole.I).all()
 
 
-def test_many_dimensions_for_few_bits_are_streamed_and_said(capsys):
+def test_many_dimensions_for_few_bits_are_streamed_and_said():
     codec = fitted_lattice(64, 16)  # 64 coordinates for a 2-byte code: any point form is > 3x
     codes = lattice_codes(codec, 300, 6)
-    messages: list[str] = []
-
-    class Log:
-        def log(self, m): messages.append(m)
-        def start(self, *a): pass
-        def advance(self, *a): pass
-        def finish(self): pass
-
-    searcher = Searcher(IdentityTransform().fit(np.zeros((1, 64), np.float32)), codec, codes, progress=Log())
-    assert searcher.mode == "streaming" and any("3x the code bytes" in m for m in messages)
+    rec = ProgressRecorder()
+    searcher = Searcher(IdentityTransform().fit(np.zeros((1, 64), np.float32)), codec, codes, progress=rec)
+    assert searcher.mode == "streaming" and any("3x the code bytes" in m for m in rec.lines)
     yq = np.random.default_rng(7).standard_normal((4, 64)).astype(np.float32)
     z = np.rint(codec.decode(codes) * math.sqrt(codec.r2_)).astype(np.int64)
     assert (searcher.search(yq, 10).I == brute_lattice(yq, z, codec.r2_, 10)[1]).all()

@@ -27,6 +27,7 @@ from vecspread.transforms.catalyzer.transform import (  # noqa: E402
     straight_through,
     triplet_loss,
 )
+from conftest import ProgressRecorder  # noqa: E402
 from torch_fixtures import one_thread  # noqa: F401  (autouse: every test runs on one thread)
 
 # small enough that one fit takes well under a second on one thread
@@ -187,7 +188,7 @@ def test_kept_epoch_is_the_latest_within_one_standard_error_of_the_best():
 
 
 def test_training_keeps_the_epoch_the_rule_picks(clustered):
-    rec = _Recorder()
+    rec = ProgressRecorder()
     # this seed and split give a later epoch within one standard error of an earlier best
     t = CatalyzerTransform(**{**TINY, "seed": 4, "epochs": 4, "val_size": (0, 40)}).fit(clustered, progress=rec)
     scores = [(r["epoch"], r["lattice_r10"]) for r in t.history_]
@@ -229,42 +230,13 @@ def test_bad_input_is_input_error(clustered):
 # ------------------------------------------------------------------ training
 
 
-class _Recorder:
-    """A progress object: lines plus the units of work started ([description, total, done] each); can
-    simulate a run killed after an epoch's line."""
 
-    def __init__(self, stop_after_epoch: int | None = None) -> None:
-        self.lines: list[str] = []
-        self.tasks: list[list] = []
-        self.stop_after_epoch = stop_after_epoch
-
-    def log(self, line: str) -> None:
-        self.lines.append(line)
-        if self.stop_after_epoch is not None and line.startswith(f"epoch {self.stop_after_epoch}/"):
-            raise KeyboardInterrupt  # simulates a run killed right after that epoch
-
-    def start(self, total: int, description: str = "") -> None:
-        self.tasks.append([description, total, 0])
-
-    def advance(self, n: int = 1) -> None:
-        self.tasks[-1][2] += n
-
-    def finish(self) -> None:
-        pass
-
-    @property
-    def total(self) -> int:
-        return sum(t[1] for t in self.tasks if " epoch " in t[0] and "mining" not in t[0])
-
-    @property
-    def done(self) -> int:
-        return sum(t[2] for t in self.tasks if " epoch " in t[0] and "mining" not in t[0])
 
 
 def test_every_long_phase_shows_progress(clustered):
     """Issue 14: positives, mining and each epoch are units of work that finish; from the second epoch
     the bar's label carries the last loss and validation recall."""
-    rec = _Recorder()
+    rec = ProgressRecorder()
     CatalyzerTransform(**TINY).fit(clustered, progress=rec)
     names = [t[0] for t in rec.tasks]
     assert names[0].startswith("positives:") and all(t[1] == t[2] for t in rec.tasks), rec.tasks
@@ -274,7 +246,7 @@ def test_every_long_phase_shows_progress(clustered):
 
 
 def test_tiny_run_is_reproducible_and_reports(clustered):
-    rec = _Recorder()
+    rec = ProgressRecorder()
     a = CatalyzerTransform(**TINY).fit(clustered, progress=rec)
     b = CatalyzerTransform(**TINY).fit(clustered)
     assert _weights_equal(a.get_weights(), b.get_weights())
@@ -290,7 +262,7 @@ def test_tiny_run_is_reproducible_and_reports(clustered):
 
 
 def test_default_validation_searches_held_out_queries_in_the_training_set(clustered):
-    rec = _Recorder()
+    rec = ProgressRecorder()
     t = CatalyzerTransform(**{**TINY, "epochs": 1}).fit(clustered, progress=rec)
     assert any(line.startswith("catalyzer: 1980 training vectors") and "20 queries in the training set" in line
                for line in rec.lines)
@@ -322,10 +294,10 @@ def test_resume_continues_bit_for_bit(clustered, tmp_path):
 
     ck = str(tmp_path / "ck.h5")
     with pytest.raises(KeyboardInterrupt):
-        CatalyzerTransform(**TINY).fit(clustered, progress=_Recorder(stop_after_epoch=1), run=RunSettings(checkpoint=ck))
+        CatalyzerTransform(**TINY).fit(clustered, progress=ProgressRecorder(stop_after_epoch=1), run=RunSettings(checkpoint=ck))
     assert read_checkpoint(ck, "catalyzer")[0]["epoch"] == 1
 
-    rec = _Recorder()
+    rec = ProgressRecorder()
     resumed = CatalyzerTransform(**TINY).fit(clustered, progress=rec, run=RunSettings(resume=ck, checkpoint=ck))
     assert _weights_equal(full.get_weights(), resumed.get_weights())
     assert _numeric_history(full.history_) == _numeric_history(resumed.history_)
@@ -391,7 +363,7 @@ def test_ivf_mining_visiting_every_list_is_the_exact_search(clustered):
 
 
 def test_ivf_mining_trains_and_differs_from_exact(clustered):
-    rec = _Recorder()
+    rec = ProgressRecorder()
     a = CatalyzerTransform(**TINY, mining="ivf", nprobe=2).fit(clustered, progress=rec)
     assert any("IVF" in t[0] for t in rec.tasks), rec.tasks
     b = CatalyzerTransform(**TINY).fit(clustered)
@@ -403,7 +375,7 @@ def test_a_budget_spreads_the_whole_schedule_over_the_epochs_that_fit():
 
     from vecspread.neural.trainer import _epochs_in_budget
 
-    rec = _Recorder()
+    rec = ProgressRecorder()
     now = _time.perf_counter()
     assert _epochs_in_budget(160, 30.0, now + 100.0, rec, "catalyzer") == 4  # the one done + 3 more
     assert "fits 4 of the 160 epochs" in rec.lines[-1] and "decays included" in rec.lines[-1]
@@ -418,7 +390,7 @@ def test_a_compressed_schedule_runs_its_epochs_with_every_decay(clustered, monke
     import vecspread.neural.trainer as trainer
 
     monkeypatch.setattr(trainer, "_epochs_in_budget", lambda planned, seconds, deadline, report, name: 3)
-    rec = _Recorder()
+    rec = ProgressRecorder()
     t = CatalyzerTransform(**{**TINY, "epochs": 8}).fit(clustered, run=RunSettings(max_minutes=60), progress=rec)
     assert [r["epoch"] for r in t.history_] == [1, 2, 3] and not any(r["partial"] for r in t.history_)
     # shorter than the 4-step schedule: it still ends on the final rate

@@ -26,6 +26,7 @@ from vecspread.transforms.nphash.transform import (  # noqa: E402
     relaxed_hamming_similarity,
     relaxed_sign,
 )
+from conftest import ProgressRecorder  # noqa: E402
 from torch_fixtures import one_thread  # noqa: F401  (autouse: every test runs on one thread)
 
 # small enough that one fit takes well under a second on one thread
@@ -180,40 +181,11 @@ def test_validation_recall_matches_brute_force(clustered):
 # ------------------------------------------------------------------ training runs
 
 
-class _Recorder:
-    """A progress object: lines plus the units of work started ([description, total, done] each); can
-    simulate a run killed after an epoch's line."""
 
-    def __init__(self, stop_after_epoch: int | None = None) -> None:
-        self.lines: list[str] = []
-        self.tasks: list[list] = []
-        self.stop_after_epoch = stop_after_epoch
-
-    def log(self, line: str) -> None:
-        self.lines.append(line)
-        if self.stop_after_epoch is not None and line.startswith(f"epoch {self.stop_after_epoch}/"):
-            raise KeyboardInterrupt  # simulates a run killed right after that epoch
-
-    def start(self, total: int, description: str = "") -> None:
-        self.tasks.append([description, total, 0])
-
-    def advance(self, n: int = 1) -> None:
-        self.tasks[-1][2] += n
-
-    def finish(self) -> None:
-        pass
-
-    @property
-    def total(self) -> int:
-        return sum(t[1] for t in self.tasks if " epoch " in t[0] and "mining" not in t[0])
-
-    @property
-    def done(self) -> int:
-        return sum(t[2] for t in self.tasks if " epoch " in t[0] and "mining" not in t[0])
 
 
 def test_fixed_seed_is_reproducible_and_reports(clustered):
-    rec = _Recorder()
+    rec = ProgressRecorder()
     a = NPHashTransform(**TINY).fit(clustered, progress=rec)
     b = NPHashTransform(**TINY).fit(clustered)
     assert _weights_equal(a.get_weights(), b.get_weights())
@@ -233,10 +205,10 @@ def test_resume_after_an_epoch_continues_bit_for_bit(clustered, tmp_path, optimi
 
     ck = str(tmp_path / "ck.h5")
     with pytest.raises(KeyboardInterrupt):
-        NPHashTransform(**params).fit(clustered, progress=_Recorder(stop_after_epoch=1), run=RunSettings(checkpoint=ck))
+        NPHashTransform(**params).fit(clustered, progress=ProgressRecorder(stop_after_epoch=1), run=RunSettings(checkpoint=ck))
     assert read_checkpoint(ck, "nphash")[0]["epoch"] == 1
 
-    rec = _Recorder()
+    rec = ProgressRecorder()
     resumed = NPHashTransform(**params).fit(clustered, progress=rec, run=RunSettings(resume=ck, checkpoint=ck))
     assert _weights_equal(full.get_weights(), resumed.get_weights())
     assert _numeric_history(full.history_) == _numeric_history(resumed.history_)

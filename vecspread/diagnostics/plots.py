@@ -112,13 +112,11 @@ def require_matplotlib() -> None:
 
 def _pyplot() -> Any:
     """matplotlib.pyplot on the file-only Agg backend, or ConfigError saying how to install it."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise ConfigError("figures need matplotlib: install it with pip install 'vecspread[plot]'") from None
-    matplotlib.use("Agg")  # never open a window: figures go to files, also on headless machines
-    import matplotlib.pyplot as plt
+    from vecspread.plotting import pyplot_or_none
 
+    plt = pyplot_or_none()
+    if plt is None:
+        raise ConfigError("figures need matplotlib: install it with pip install 'vecspread[plot]'")
     return plt
 
 

@@ -25,7 +25,8 @@ from typing import Any
 
 from vecspread.codecs.lattice import LATTICE_MAX_BITS
 from vecspread.errors import ConfigError
-from vecspread.io.atomic import atomic_output, write_text
+from vecspread.io.atomic import write_text
+from vecspread.plotting import pyplot_or_none, save_png
 from vecspread.progress import Progress, as_progress
 from vecspread.stages.encode import encode_dataset
 from vecspread.stages.evaluate import evaluate
@@ -283,16 +284,9 @@ def markdown_tables(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_plot(report: dict[str, Any], path: Path) -> str | None:
-    """1-recall@10 versus bits, one line per method; None (and no file) without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+def _series(report: dict[str, Any], plt: Any) -> Any:
+    """(cells, style) of each method with results, by bits: the colour, marker and line both plots give
+    it (dashed and hollow when under-trained)."""
     # more methods than the default 10-colour cycle: tab20's 10 dark colours, then its 10 light ones
     colors = plt.get_cmap("tab20").colors
     markers = "osD^v<>pXh*"
@@ -301,10 +295,19 @@ def write_plot(report: dict[str, Any], path: Path) -> str | None:
         if cells:
             color = colors[(2 * i) % 20 + (i // 10) % 2]
             under = any(c.get("under_trained") for c in cells)
-            ax.errorbar([c["bits"] for c in cells], [c["recall"]["10"] for c in cells],
-                        yerr=[c.get("recall_std", {}).get("10", 0.0) for c in cells], capsize=3,
-                        marker=markers[i % len(markers)], color=color, linestyle="--" if under else "-",
-                        mfc="none" if under else color, label=m + (" (under-trained)" if under else ""))
+            yield cells, {"marker": markers[i % len(markers)], "color": color, "linestyle": "--" if under else "-",
+                          "mfc": "none" if under else color, "label": m + (" (under-trained)" if under else "")}
+
+
+def write_plot(report: dict[str, Any], path: Path) -> str | None:
+    """1-recall@10 versus bits, one line per method; None (and no file) without matplotlib."""
+    plt = pyplot_or_none()
+    if plt is None:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for cells, style in _series(report, plt):
+        ax.errorbar([c["bits"] for c in cells], [c["recall"]["10"] for c in cells],
+                    yerr=[c.get("recall_std", {}).get("10", 0.0) for c in cells], capsize=3, **style)
     ax.set_xscale("log", base=2)
     ax.set_xticks(report["bits"], [str(b) for b in report["bits"]])
     ax.set_xlabel("bits per vector")
@@ -314,37 +317,20 @@ def write_plot(report: dict[str, Any], path: Path) -> str | None:
     ax.set_title(f"{os.path.basename(report['dataset'])}: 1-recall@10 versus code size")
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    try:
-        with atomic_output(path) as tmp:
-            fig.savefig(tmp, dpi=120, format="png")
-    finally:
-        plt.close(fig)
-    return str(path)
+    return save_png(fig, path)
 
 
 def write_qps_plot(report: dict[str, Any], path: Path) -> str | None:
     """Queries per second (log) versus 1-recall@10, one point per cell labelled with its bits: the
     ann-benchmarks view of the trade-off; None (and no file) without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot_or_none()
+    if plt is None:
         return None
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    colors = plt.get_cmap("tab20").colors
-    markers = "osD^v<>pXh*"
-    for i, m in enumerate(report["methods"]):
-        cells = sorted((c for c in report["cells"] if c["method"] == m and "recall" in c), key=lambda c: c["bits"])
-        if not cells:
-            continue
-        color = colors[(2 * i) % 20 + (i // 10) % 2]
-        under = any(c.get("under_trained") for c in cells)
+    for cells, style in _series(report, plt):
         x = [c["recall"]["10"] for c in cells]
         y = [c.get("queries_per_second") or 1000.0 / max(c["search_ms_per_query"], 1e-9) for c in cells]
-        ax.plot(x, y, marker=markers[i % len(markers)], color=color, linestyle="--" if under else "-",
-                mfc="none" if under else color, label=m + (" (under-trained)" if under else ""))
+        ax.plot(x, y, **style)
         for c, xi, yi in zip(cells, x, y):
             ax.annotate(str(c["bits"]), (xi, yi), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_yscale("log")
@@ -355,12 +341,7 @@ def write_qps_plot(report: dict[str, Any], path: Path) -> str | None:
     ax.set_title(f"{os.path.basename(report['dataset'])}: speed versus recall (labels: bits)")
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
-    try:
-        with atomic_output(path) as tmp:
-            fig.savefig(tmp, dpi=120, format="png")
-    finally:
-        plt.close(fig)
-    return str(path)
+    return save_png(fig, path)
 
 
 def _machine() -> str:

@@ -109,12 +109,10 @@ def tune(dataset: str, output: str, method: str, options: dict[str, Any], grid_i
 
 
 def _plot(rows: list[dict[str, Any]], names: list[str], path: str, method: str) -> str:
-    try:
-        import matplotlib
+    from vecspread.plotting import pyplot_or_none, save_png
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot_or_none()
+    if plt is None:
         return "skipped: matplotlib is not installed (pip install 'vecspread[plot]')"
     x_name, others = names[0], names[1:]
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -132,9 +130,7 @@ def _plot(rows: list[dict[str, Any]], names: list[str], path: str, method: str) 
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def to_json(result: dict) -> str:
