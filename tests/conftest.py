@@ -287,3 +287,25 @@ class ProgressRecorder:
     @property
     def done(self) -> int:
         return sum(t[2] for t in self.tasks if " epoch " in t[0] and "mining" not in t[0])
+
+
+
+def checkpoint_members(path) -> set[str]:
+    """The datasets of a checkpoint file, checking that it holds nothing else: numeric datasets only, no
+    attributes on them or its groups, and at the root only its kind and fingerprints."""
+    import h5py
+
+    from vecspread.io.fingerprints import RECORD_ATTRS
+
+    found: set[str] = set()
+
+    def visit(name, obj):
+        assert not obj.attrs.keys(), name
+        if isinstance(obj, h5py.Dataset):
+            assert obj.dtype.kind in "iuf", (name, obj.dtype)
+            found.add(name)
+
+    with h5py.File(path, "r") as f:
+        assert set(f.attrs) == {"vecspread_kind", *RECORD_ATTRS} and f.attrs["vecspread_kind"] == "checkpoint"
+        f.visititems(visit)
+    return found

@@ -12,7 +12,6 @@ import pytest
 torch = pytest.importorskip("torch")
 faiss = pytest.importorskip("faiss")
 
-from vecspread.io.fingerprints import RECORD_ATTRS as FINGERPRINT_ATTRS
 from vecspread.codecs.lattice.codec import LatticeCodec  # noqa: E402
 from vecspread.errors import ConfigError, InputError  # noqa: E402
 from vecspread.neural.checkpoint import read_checkpoint  # noqa: E402
@@ -27,7 +26,7 @@ from vecspread.transforms.catalyzer.transform import (  # noqa: E402
     straight_through,
     triplet_loss,
 )
-from conftest import ProgressRecorder  # noqa: E402
+from conftest import ProgressRecorder, checkpoint_members  # noqa: E402
 from torch_fixtures import one_thread  # noqa: F401  (autouse: every test runs on one thread)
 
 # small enough that one fit takes well under a second on one thread
@@ -315,17 +314,7 @@ def test_checkpoint_holds_only_numeric_datasets(clustered, tmp_path):
     ck = tmp_path / "ck.h5"
     CatalyzerTransform(**{**TINY, "epochs": 1}).fit(clustered, run=RunSettings(checkpoint=str(ck)))
     assert [p.name for p in tmp_path.iterdir()] == ["ck.h5"]  # no temp file left behind
-    found: list[str] = []
-
-    def visit(name, obj):
-        assert not obj.attrs.keys(), name
-        if isinstance(obj, h5py.Dataset):
-            assert obj.dtype.kind in "iuf", (name, obj.dtype)
-            found.append(name)
-
-    with h5py.File(ck, "r") as f:
-        assert set(f.attrs) == {"vecspread_kind", *FINGERPRINT_ATTRS} and f.attrs["vecspread_kind"] == "checkpoint"
-        f.visititems(visit)
+    found = checkpoint_members(ck)
     want = {"meta", "rng/torch", "model/net.0.weight", "optimizer/0/momentum_buffer", "best/net.0.weight"}
     assert want <= set(found)
 

@@ -13,7 +13,6 @@ torch = pytest.importorskip("torch")
 faiss = pytest.importorskip("faiss")
 
 from conftest import fit_method  # noqa: E402
-from vecspread.io.fingerprints import RECORD_ATTRS as FINGERPRINT_ATTRS
 from vecspread.codecs.sign.codec import SignCodec  # noqa: E402
 from vecspread.errors import ConfigError, InputError  # noqa: E402
 from vecspread.io.components import read_component, write_component  # noqa: E402
@@ -26,7 +25,7 @@ from vecspread.transforms.nphash.transform import (  # noqa: E402
     relaxed_hamming_similarity,
     relaxed_sign,
 )
-from conftest import ProgressRecorder  # noqa: E402
+from conftest import ProgressRecorder, checkpoint_members  # noqa: E402
 from torch_fixtures import one_thread  # noqa: F401  (autouse: every test runs on one thread)
 
 # small enough that one fit takes well under a second on one thread
@@ -243,17 +242,7 @@ def test_checkpoint_holds_only_numeric_datasets(clustered, tmp_path):
     ck = tmp_path / "ck.h5"
     NPHashTransform(**{**TINY, "epochs": 1}).fit(clustered, run=RunSettings(checkpoint=str(ck)))
     assert [p.name for p in tmp_path.iterdir()] == ["ck.h5"]  # no temp file left behind
-    found: list[str] = []
-
-    def visit(name, obj):
-        assert not obj.attrs.keys(), name
-        if isinstance(obj, h5py.Dataset):
-            assert obj.dtype.kind in "iuf", (name, obj.dtype)
-            found.append(name)
-
-    with h5py.File(ck, "r") as f:
-        assert set(f.attrs) == {"vecspread_kind", *FINGERPRINT_ATTRS} and f.attrs["vecspread_kind"] == "checkpoint"
-        f.visititems(visit)
+    found = checkpoint_members(ck)
     want = {"meta", "rng/torch", "model/net.0.weight", "optimizer/0/exp_avg", "optimizer/0/step", "best/net.0.weight"}
     assert want <= set(found)
 
