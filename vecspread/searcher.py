@@ -55,6 +55,7 @@ class Searcher:
         self.scanner = choose(codec, options or {})
         self.progress = as_progress(progress)
         self._codes = codes
+        self._owned: Any = None  # the codes file, when ``open`` opened it
         self.n = int(codes.member("codes").shape[0] if hasattr(codes, "member") else codes.shape[0])
         self.block_size = block_size or block_rows(codec.code_size)
         budget = int(memory_bytes if memory_bytes is not None else MEMORY_SHARE * available_memory())
@@ -130,9 +131,8 @@ class Searcher:
 
     def close(self) -> None:
         self._blocks = []
-        owned = getattr(self, "_owned", None)
-        if owned is not None:
-            owned.close()
+        if self._owned is not None:
+            self._owned.close()
             self._owned = None
 
     def __enter__(self) -> "Searcher":

@@ -115,21 +115,14 @@ def _tile_dots(qf: np.ndarray, tile: np.ndarray, t0: int, m: int, out: np.ndarra
 
 
 @numba.njit(cache=True, nogil=True)
-def _load_tile(points: np.ndarray, nibbles: bool, t0: int, m: int, d: int, tile: np.ndarray,
-               zint: np.ndarray) -> None:
-    """Rows t0 .. t0+m of the search-ready points -> float32 ``tile`` and int8 ``zint`` (m, d)."""
+def _unpack_tile(points: np.ndarray, t0: int, m: int, d: int, tile: np.ndarray, zint: np.ndarray) -> None:
+    """Rows t0 .. t0+m of nibble-packed points -> int8 ``zint`` and float32 ``tile`` (m, d)."""
     for i in range(m):
-        if nibbles:
-            for j in range(points.shape[1]):
-                b = np.int32(points[t0 + i, j])
-                lo = (b & 15) - ((b & 8) << 1)
-                hi = ((b >> 4) & 15) - ((b >> 3) & 16)
-                zint[i, 2 * j] = lo
-                if 2 * j + 1 < d:
-                    zint[i, 2 * j + 1] = hi
-        else:
-            for j in range(d):
-                zint[i, j] = points[t0 + i, j]
+        for j in range(points.shape[1]):
+            b = np.int32(points[t0 + i, j])
+            zint[i, 2 * j] = (b & 15) - ((b & 8) << 1)
+            if 2 * j + 1 < d:
+                zint[i, 2 * j + 1] = ((b >> 4) & 15) - ((b >> 3) & 16)
         for j in range(d):
             tile[i, j] = zint[i, j]
 
@@ -175,7 +168,7 @@ def topk(yq: np.ndarray, points: np.ndarray, nibbles: bool, inv_r: float, k: int
         for t0 in range(0, n, TILE):
             mt = min(n, t0 + TILE) - t0
             if nibbles:
-                _load_tile(points, nibbles, t0, mt, d, tile, zint)
+                _unpack_tile(points, t0, mt, d, tile, zint)
             for a in range(m):
                 if nibbles:
                     _tile_dots(qf[a], tile, 0, mt, dots)

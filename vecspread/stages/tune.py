@@ -11,7 +11,6 @@ score against the first grid parameter, one line per value of the others) says w
 from __future__ import annotations
 
 import itertools
-import json
 import shutil
 import tempfile
 import time
@@ -131,7 +130,3 @@ def _plot(rows: list[dict[str, Any]], names: list[str], path: str, method: str) 
     ax.legend(fontsize=8)
     fig.tight_layout()
     return save_png(fig, path)
-
-
-def to_json(result: dict) -> str:
-    return json.dumps(result, sort_keys=True)
