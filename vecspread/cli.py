@@ -267,7 +267,7 @@ def bench_cmd(
     outdir: str = typer.Option(..., "--output", "-o", help="Directory for bench.json, bench.md, bench.png and the artifacts."),
     bits: str = typer.Option("16,32,64,128", "--bits", help="Comma-separated bit budgets."),
     methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated: lsh, lsh-thresholds, itq, pca-sign, pca-lattice, pq, opq, lsq, catalyzer-lattice, catalyzer-sign, catalyzer-opq, nphash (default: all; with --quick a small set)."),
-    budget_minutes: Optional[float] = typer.Option(None, "--budget-minutes", callback=within(ge=0), help="Training time budget per learned model (it stops at the step that reaches it)."),
+    budget_minutes: Optional[float] = typer.Option(None, "--budget-minutes", callback=within(ge=0), help="Training time budget per learned model: its whole schedule is fitted into it (the catalyzer: the paper's 160 epochs compressed to the epochs that fit)."),
     quick: bool = typer.Option(False, "--quick", help="CI preset: fit on at most 5000 vectors, 1 short epoch for neural models, few OPQ/LSQ iterations."),
     max_train: Optional[int] = typer.Option(None, "--max-train", callback=within(ge=1), help="Fit every model on at most this many training vectors."),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="Write bench.png and bench_qps.png (needs matplotlib: pip install '" + PLOT_EXTRA + "'; skipped with a note without it)."),

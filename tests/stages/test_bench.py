@@ -39,6 +39,13 @@ def test_bench_reuses_a_model_across_codecs():
     assert make_cell("catalyzer-sign", 64, quick=True).model_key != a.model_key
 
 
+def test_a_budget_gives_the_catalyzer_rows_the_papers_schedule_to_compress():
+    for name in ("catalyzer-lattice", "catalyzer-sign", "catalyzer-opq"):
+        assert make_cell(name, 64, quick=False).train["epochs"] == 8
+        assert make_cell(name, 64, quick=False, budgeted=True).train["epochs"] == 160
+    assert make_cell("catalyzer-lattice", 64, quick=True, budgeted=True).train["epochs"] == 1  # --quick wins
+
+
 def test_bench_refuses_unknown_methods(syn, tmp_path):
     rc, _, err = run_cli("bench", syn.h5, "--methods", "lsh,nope", "-o", tmp_path / "b")
     assert rc == 2 and "nope" in err and err.count("\n") == 1
@@ -71,4 +78,4 @@ def test_a_training_stopped_by_the_budget_is_marked(syn, tmp_path):
     cli_ok("-q", "bench", syn.h5, "--bits", "16", "--methods", "catalyzer-sign", "--budget-minutes", "0.0001",
            "--max-train", "500", "-o", out, "--no-plot")
     cell = json.loads((out / "bench.json").read_text())["cells"][0]
-    assert "stopped by --budget-minutes after 1 of 8 epochs" in cell["under_trained"], cell
+    assert "stopped by --budget-minutes after 1 of 160 epochs" in cell["under_trained"], cell  # the paper's schedule

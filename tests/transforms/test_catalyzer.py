@@ -351,12 +351,45 @@ def test_ivf_mining_visiting_every_list_is_the_exact_search(clustered):
     assert (few >= 0).all() and np.mean([len(set(a) & set(b)) for a, b in zip(few, exact)]) / 11 > 0.5
 
 
+def test_device_knn_is_the_exact_search(clustered):
+    import vecspread.transforms.catalyzer.transform as cat
+
+    x = clustered[6:]  # no duplicates: no ties to order differently
+    exact = cat._knn(x[:300], x, 11)
+    assert (cat.device_knn(x[:300], x, 11, torch.device("cpu")) == exact).all()
+    # chunked: a distance matrix budget of 7 queries' rows
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(cat, "DEVICE_KNN_BYTES", 7 * 4 * len(x))
+        rec = ProgressRecorder()
+        assert (cat.device_knn(x[:300], x, 11, torch.device("cpu"), rec, "positives") == exact).all()
+    assert rec.tasks and "exact, on cpu" in rec.tasks[0][0]
+
+
 def test_ivf_mining_trains_and_differs_from_exact(clustered):
     rec = ProgressRecorder()
     a = CatalyzerTransform(**TINY, mining="ivf", nprobe=2).fit(clustered, progress=rec)
     assert any("IVF" in t[0] for t in rec.tasks), rec.tasks
     b = CatalyzerTransform(**TINY).fit(clustered)
     assert not _weights_equal(a.get_weights(), b.get_weights())
+
+
+def test_auto_mining_is_exact_on_small_sets_and_ivf_on_large_ones(clustered, monkeypatch):
+    import vecspread.transforms.catalyzer.transform as cat
+
+    # a process's first fit can differ in the last float bits from later ones (kernel warm-up): not compared
+    CatalyzerTransform(**{**TINY, "epochs": 1}).fit(clustered)
+    small = CatalyzerTransform(**TINY).fit(clustered)
+    assert small.get_params()["mining"] == "auto" and small.get_config()["mining"] == "exact"
+    assert _weights_equal(small.get_weights(), CatalyzerTransform(**TINY, mining="exact").fit(clustered).get_weights())
+    monkeypatch.setattr(cat, "AUTO_IVF_MIN", 100)  # this training set counts as large
+    rec = ProgressRecorder()
+    large = CatalyzerTransform(**TINY).fit(clustered, progress=rec)
+    assert large.get_config()["mining"] == "ivf" and any("IVF" in t[0] for t in rec.tasks)
+    assert _weights_equal(large.get_weights(), CatalyzerTransform(**TINY, mining="ivf").fit(clustered).get_weights())
+    # on a GPU the exact searches run there (device_knn): auto stays exact at any size
+    t = CatalyzerTransform()
+    t._device = torch.device("cuda")  # only its type is read; no GPU needed
+    assert t.effective_mining(10**6) == "exact" and CatalyzerTransform(mining="ivf").effective_mining(10) == "ivf"
 
 
 def test_a_budget_spreads_the_whole_schedule_over_the_epochs_that_fit():
@@ -386,6 +419,51 @@ def test_a_compressed_schedule_runs_its_epochs_with_every_decay(clustered, monke
     assert [r["lr"] for r in t.history_] == [t.lr_at(e, 3) for e in range(3)] == [0.1, 0.1, 0.01]
     assert t.get_config()["epochs_run"] == 3 and t.get_config()["epochs"] == 8
     assert any("completed its schedule of 3 epochs" in line for line in rec.lines), rec.lines
+
+
+def test_a_budget_is_replanned_when_epochs_grow_slower():
+    import time as _time
+
+    from vecspread.neural.trainer import REPLAN_MARGIN, _replan
+
+    rec = ProgressRecorder()
+    now = _time.perf_counter()
+    t = CatalyzerTransform(epochs=160)
+
+    def replan(planned, epoch, seconds, left, last_lr=0.1, most=160):
+        return _replan(planned, epoch, seconds, now + left, rec, "catalyzer", most, lambda p: t.lr_at(epoch, p),
+                       last_lr)
+
+    # 5 epochs done, 100 s left, recent epochs 10 s each (11 s with the margin): 9 more fit
+    assert replan(50, 5, [10.0] * 3, 100.0) == 5 + int(100 // (10 * REPLAN_MARGIN)) == 14
+    assert "fits 14 epochs instead of 50" in rec.lines[-1]
+    assert replan(20, 5, [50.0] * 3, 1.0) == 6  # never fewer than the epoch about to run
+    n = len(rec.lines)
+    assert replan(20, 5, [1.0] * 3, 1000.0, most=20) == 20 and len(rec.lines) == n  # fits, asked for no more: quiet
+    # faster than planned (the first epoch was slowed): longer, up to the epochs asked for, at lr 0.1 still
+    assert replan(20, 5, [1.0] * 3, 1000.0) == 160
+    # ... but a decay already taken is never undone: at epoch 12 of 20 the rate is 0.05 (12 * 4 // 20 = 2);
+    # a longer run may only go as far as epoch 12 keeps step 2, i.e. 24 epochs
+    assert t.lr_at(12, 20) == 0.05 and replan(20, 12, [1.0] * 3, 1000.0, last_lr=0.05) == 24
+    assert t.lr_at(12, 24) == 0.05 and t.lr_at(12, 25) == 0.1
+
+
+def test_a_replanned_schedule_still_ends_on_its_last_decay(clustered, monkeypatch):
+    import vecspread.neural.trainer as trainer
+
+    monkeypatch.setattr(trainer, "_epochs_in_budget", lambda planned, seconds, deadline, report, name: 8)
+    calls = []
+
+    def replan(planned, epoch, seconds, deadline, report, name, most, lr_of, last_lr):
+        calls.append((epoch, len(seconds)))
+        return min(planned, 7)  # epochs grew slower: 7 fit instead of 8
+
+    monkeypatch.setattr(trainer, "_replan", replan)
+    t = CatalyzerTransform(**{**TINY, "epochs": 8}).fit(clustered, run=RunSettings(max_minutes=60))
+    assert [r["epoch"] for r in t.history_] == list(range(1, 8)) and not any(r["partial"] for r in t.history_)
+    # epochs 1-6 planned over 8, epoch 7 over 7: the last decay moves earlier, the last epoch at the final rate
+    assert [r["lr"] for r in t.history_] == [0.1, 0.1, 0.1, 0.1, 0.05, 0.05, 0.01]
+    assert calls[0] == (6, 6) and t.get_config()["epochs_run"] == 7
 
 
 def test_the_model_records_where_the_training_time_went(syn, tmp_path):

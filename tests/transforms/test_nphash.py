@@ -125,21 +125,27 @@ def test_relaxed_sign_keeps_signs_and_tends_to_sign():
 
 
 def _np_embedding(t: NPHashTransform, x: np.ndarray) -> np.ndarray:
-    """The eval-mode network in numpy from the stored weights: [Linear, BN, ReLU] x L, Linear."""
+    """The eval-mode network in numpy from the stored weights: [Linear, BN, ReLU] x L, Linear (, BN with
+    ``embedding_bn``)."""
     w = t.get_weights()
+
+    def bn(h: np.ndarray, j: int) -> np.ndarray:
+        h = (h - w[f"net.{j}.running_mean"]) / np.sqrt(w[f"net.{j}.running_var"] + 1e-5)
+        return h * w[f"net.{j}.weight"] + w[f"net.{j}.bias"]
+
     h = x.astype(np.float64) * float(w["input_scale"][0])
     i = 0
     for _ in range(t.hidden_layers):
-        h = h @ w[f"net.{i}.weight"].T + w[f"net.{i}.bias"]
-        bn = i + 1
-        h = (h - w[f"net.{bn}.running_mean"]) / np.sqrt(w[f"net.{bn}.running_var"] + 1e-5)
-        h = np.maximum(h * w[f"net.{bn}.weight"] + w[f"net.{bn}.bias"], 0)
+        h = np.maximum(bn(h @ w[f"net.{i}.weight"].T + w[f"net.{i}.bias"], i + 1), 0)
         i += 3
-    return h @ w[f"net.{i}.weight"].T + w[f"net.{i}.bias"]
+    u = h @ w[f"net.{i}.weight"].T + w[f"net.{i}.bias"]
+    return bn(u, i + 1) if t.embedding_bn else u
 
 
-def test_sign_codes_are_the_signs_of_the_embedding_layer(clustered):
-    t = NPHashTransform(**TINY).fit(clustered)
+@pytest.mark.parametrize("embedding_bn", [False, True])
+def test_sign_codes_are_the_signs_of_the_embedding_layer(clustered, embedding_bn):
+    t = NPHashTransform(**TINY, embedding_bn=embedding_bn).fit(clustered)
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in t.net_.modules()) == 2 + embedding_bn
     y = t.apply(clustered)
     assert y.shape == (1200, 16) and y.dtype == np.float32
     ref = _np_embedding(t, clustered)
@@ -153,7 +159,7 @@ def test_sign_codes_are_the_signs_of_the_embedding_layer(clustered):
     with pytest.raises(InputError, match="dimension"):
         t.apply(clustered[:, :8])
     # the method trains with its codec: the sign bits, so encode needs no --codec
-    t2, codec = fit_method("nphash", clustered, **TINY)
+    t2, codec = fit_method("nphash", clustered, **TINY, embedding_bn=embedding_bn)
     assert isinstance(codec, SignCodec) and codec.code_bits == 16
     assert np.array_equal(codec.encode(t2.apply(clustered)), codes)
 
@@ -247,8 +253,9 @@ def test_checkpoint_holds_only_numeric_datasets(clustered, tmp_path):
     assert want <= set(found)
 
 
-def test_from_state_round_trip_through_hdf5(clustered, tmp_path):
-    t = NPHashTransform(**{**TINY, "epochs": 1}).fit(clustered)
+@pytest.mark.parametrize("embedding_bn", [False, True])
+def test_from_state_round_trip_through_hdf5(clustered, tmp_path, embedding_bn):
+    t = NPHashTransform(**{**TINY, "epochs": 1}, embedding_bn=embedding_bn).fit(clustered)
     path = tmp_path / "model.h5"
     with h5py.File(path, "w") as f:
         write_component(f.create_group("transform"), t.name, t.get_config(), t.get_weights())
@@ -259,6 +266,8 @@ def test_from_state_round_trip_through_hdf5(clustered, tmp_path):
     assert u.get_config() == t.get_config() and u.d_out == 16 and config["beta"] == 4.0
     with pytest.raises(InputError, match="do not match"):
         NPHashTransform.from_state({**config, "dint": 64}, weights)
+    with pytest.raises(InputError, match="do not match"):  # the embedding's batch norm is part of the network
+        NPHashTransform.from_state({**config, "embedding_bn": not embedding_bn}, weights)
 
 
 @pytest.mark.parametrize("kwargs", [

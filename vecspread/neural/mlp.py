@@ -41,14 +41,14 @@ class MLP(nn.Module):
 
 
 def build_mlp(d_in: int, d_out: int, dint: int, hidden_layers: int, bn_order: str = "bn-relu",
-              normalize: bool = True) -> MLP:
+              normalize: bool = True, out_bn: bool = False) -> MLP:
     """[Linear -> BN -> ReLU] x hidden_layers (ReLU -> BN for "relu-bn") -> Linear(dint, d_out)
-    -> l2-normalise (``normalize``).
+    (-> BN(d_out) with ``out_bn``) -> l2-normalise (``normalize``).
 
     ConfigError, before anything is allocated, when the network would hold more than
     ``limits.MAX_NETWORK_PARAMS`` weights.
     """
-    n_params = mlp_parameter_count(d_in, d_out, dint, hidden_layers)
+    n_params = mlp_parameter_count(d_in, d_out, dint, hidden_layers, out_bn)
     if n_params > MAX_NETWORK_PARAMS:
         raise ConfigError(
             f"a network {d_in} -> {dint} x {hidden_layers} -> {d_out} has {n_params:,} weights, more than the "
@@ -63,16 +63,18 @@ def build_mlp(d_in: int, d_out: int, dint: int, hidden_layers: int, bn_order: st
             layers += [nn.ReLU(), nn.BatchNorm1d(dint)]
         d = dint
     layers.append(nn.Linear(d, d_out))
+    if out_bn:
+        layers.append(nn.BatchNorm1d(d_out))
     if normalize:
         layers.append(L2Normalize())
     return MLP(layers)
 
 
-def mlp_parameter_count(d_in: int, d_out: int, dint: int, hidden_layers: int) -> int:
+def mlp_parameter_count(d_in: int, d_out: int, dint: int, hidden_layers: int, out_bn: bool = False) -> int:
     """Weights, biases and batch-norm affine parameters of :func:`build_mlp`'s network."""
     widths = [d_in] + [dint] * hidden_layers
     linear = sum((a + 1) * b for a, b in zip(widths, widths[1:] + [d_out]))
-    return linear + 2 * dint * hidden_layers
+    return linear + 2 * dint * hidden_layers + (2 * d_out if out_bn else 0)
 
 
 def init_mlp(net: nn.Module, gen: torch.Generator) -> None:

@@ -19,8 +19,12 @@ validated with); :func:`train` does the rest, the same way for every method:
 - **Budget** (``RunSettings.max_minutes``): after the first epoch (mining, steps, validation), the
   number of epochs that fit the time left at that epoch's cost is the run's length, and the
   learning-rate schedule is spread over it (:meth:`Objective.lr_at`), so that a budget gives a complete
-  schedule, decays included, in fewer epochs; the log says so. Should epochs grow slower, training still stops at the step that reaches the
-  budget (possibly mid-epoch); that point is validated and checkpointed.
+  schedule, decays included, in fewer epochs; the log says so. Before each later epoch the plan is
+  checked against the mean cost of the recent epochs (the last 6, rounded up to a multiple of ``val_every``): when they grew
+  slower (validation, another job on the machine), the run is shortened so that the rest of the schedule,
+  decays included, still fits; when they grew faster (the first epoch was slowed), it is lengthened up to
+  ``epochs``, never undoing a decay already taken; the log says so. Should even that be too long, training stops at the step
+  that reaches the budget (possibly mid-epoch); that point is validated and checkpointed.
 - **Checkpoints** at every validation point (``vecspread.neural.checkpoint``): a run resumed from one
   continues bit for bit, mid-epoch included, and refuses a checkpoint written with other
   hyper-parameters or other training data.
@@ -30,7 +34,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -102,6 +106,7 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
     val_q, val_db = np.sort(perm[:nq]), np.sort(perm[nq : nq + ndb])
     x_train = xt[np.sort(perm[nq + ndb :])]
     ntr = len(x_train)
+    method._device = device  # the objective may choose by it (the catalyzer mines on a GPU)
     objective = method.objective(ntr, nq, report)
     mean_norm = float(np.linalg.norm(x_train, axis=1).astype(np.float64).mean())
     if not math.isfinite(mean_norm) or mean_norm <= 0:
@@ -144,11 +149,18 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
     planned = state.planned or int(method.epochs)
     epoch = state.epoch
     first_epoch_seconds = None
+    epoch_seconds: list[float] = []  # this process's complete epochs, for re-planning a budget
+    # recent epochs for re-planning: a multiple of val_every, so that each window holds as many validations
+    window = int(method.val_every) * -(-REPLAN_WINDOW // int(method.val_every))
     while epoch < planned:
         if first_epoch_seconds is not None and state.planned is None:
             planned = state.planned = _epochs_in_budget(planned, first_epoch_seconds, deadline, report, method.name)
             if epoch >= planned:
                 break
+        elif deadline is not None and state.planned is not None and len(epoch_seconds) >= window:
+            last_lr = state.history[-1]["lr"] if state.history else None
+            planned = state.planned = _replan(planned, epoch, epoch_seconds[-window:], deadline, report, method.name,
+                                              int(method.epochs), lambda p: objective.lr_at(epoch, p), last_lr)
         lr = objective.lr_at(epoch, planned)
         t_epoch = time.perf_counter()
         if lr is not None:
@@ -211,8 +223,10 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
         if stopped:
             report.log(f"time budget of {run.max_minutes:g} min reached at epoch {epoch + 1} step {b}/{nb}")
             break
-        if deadline is not None and epoch == 0 and not partial:
-            first_epoch_seconds = time.perf_counter() - t_epoch  # mining, steps, validation, checkpoint
+        if deadline is not None and not partial:
+            epoch_seconds.append(time.perf_counter() - t_epoch)  # mining, steps, validation, checkpoint
+            if epoch == 0:
+                first_epoch_seconds = epoch_seconds[0]
         epoch += 1
     if deadline is not None and not stopped and state.history:
         report.log(f"{method.name}: completed its schedule of {planned} epochs within {run.max_minutes:g} min")
@@ -251,6 +265,41 @@ def _epochs_in_budget(planned: int, seconds: float, deadline: float, report: Pro
     else:
         report.log(f"{name}: an epoch takes {seconds:.0f} s: the budget fits all {planned} epochs")
     return fit
+
+
+#: fewest complete epochs whose mean cost re-plans a budget (rounded up to a multiple of val_every)
+REPLAN_WINDOW = 6
+#: a re-planned epoch is assumed this much slower than the recent mean, so that the last one still ends in time
+REPLAN_MARGIN = 1.1
+#: a budget's run grows again only when at least this factor more epochs fit (the first epoch was slow)
+REPLAN_GROW = 1.05
+
+
+def _replan(planned: int, epoch: int, seconds: list[float], deadline: float, report: Progress, name: str,
+            most: int, lr_of: Callable[[int], float | None], last_lr: float | None) -> int:
+    """The run's length before 0-based ``epoch`` starts, re-planned from the mean cost of the recent epochs
+    ``seconds``: the epochs done plus as many as the time left fits (with ``REPLAN_MARGIN``).
+
+    Shorter when epochs grew slower (the learning-rate decays move earlier, so the schedule still ends
+    inside the budget); longer, up to ``most`` (the epochs asked for), when they grew faster by at least
+    ``REPLAN_GROW`` -- but only as far as the next epoch's rate, ``lr_of(length)``, stays at or below
+    ``last_lr``: a decay already taken is never undone. Logged when it changes."""
+    recent = sum(seconds) / len(seconds)
+    left = deadline - time.perf_counter()
+    fit = max(epoch + 1, min(most, epoch + int(left // max(REPLAN_MARGIN * recent, 1e-9))))
+    new = planned
+    if fit < planned:
+        new = fit
+    elif fit >= planned * REPLAN_GROW and fit > planned:
+        new = next((p for p in range(fit, planned, -1) if _not_above(lr_of(p), last_lr)), planned)
+    if new != planned:
+        report.log(f"{name}: epochs now take {recent:.0f} s, so the budget fits {new} epochs instead of {planned}: "
+                   f"the rest of the learning-rate schedule is spread over them")
+    return new
+
+
+def _not_above(lr: float | None, last: float | None) -> bool:
+    return lr is None or last is None or lr <= last * (1 + 1e-9)
 
 
 def _bar_text(method: Any, epoch: int, planned: int, history: list[dict[str, Any]], key: str) -> str:

@@ -23,6 +23,10 @@ def lr_schedule(value: object) -> tuple[float, ...]:
     return values
 
 
+#: training vectors from which ``mining="auto"`` searches with IVF: there exact mining costs more than the
+#: SGD steps (99k SIFT vectors: 12.7 s against 8.5 s per epoch on one thread, benchmarks/RESULTS.md)
+AUTO_IVF_MIN = 50_000
+
 #: Appendix A, Table 3 of the paper: best lam per dout (Deep1M, r = 10)
 LAMBDA_BY_DOUT = {16: 0.05, 24: 0.02, 32: 0.01, 40: 0.005}
 
@@ -50,9 +54,11 @@ PARAMS = ParamSet(
     Param("bits", int, 64, "Lattice budget in bits for validation and end-to-end training", ge=1,
           le=LATTICE_MAX_BITS),
     Param("r2", int, help="Lattice squared radius (instead of --bits)", ge=1, le=R2_MAX),
-    Param("mining", str, "exact", "Neighbour search for positives and hard negatives: exact (brute force) or "
-          "ivf (faiss IVF-Flat, 4 sqrt(n) lists: sub-quadratic, for large learn sets; its recall against exact "
-          "is in benchmarks/RESULTS.md)", choices=("exact", "ivf")),
+    Param("mining", str, "auto", "Neighbour search for positives and hard negatives: exact (brute force), "
+          "ivf (faiss IVF-Flat, 4 sqrt(n) lists: sub-quadratic; its recall against exact is in "
+          f"benchmarks/RESULTS.md) or auto (ivf from {AUTO_IVF_MIN:,} training vectors on the CPU, exact below and on a "
+          "GPU, where exact searches run with torch)",
+          choices=("auto", "exact", "ivf")),
     Param("nprobe", int, 32, "Lists an IVF mining search visits (--mining ivf)", ge=1, le=65536),
     Param("val_codec", str, "lattice", "Codec whose validation 1-recall@10 picks the kept epoch, the latest "
           "within one standard error of the best", choices=("lattice", "sign")),

@@ -46,11 +46,15 @@ Decisions the paper leaves open, taken here (each one also noted where it is imp
   vectors, except where faiss's lattice encode is slow (dout 16 at 64 bits, r2 512: about 20 s);
   ``val_size=(10000, 1000)``, a held-out 10k database, bounds it. A 10k sample of the training vectors as
   the database was also measured; it changed the kept epoch in 2 of 10 runs (RESULTS.md).
-- **Searches** (positives, negatives, validation ground truth) run with faiss on the CPU, also when the
-  network trains on a GPU. ``mining="ivf"`` makes the positives' and negatives' searches approximate:
+- **Searches** (positives, negatives) run with faiss on the CPU; when the network trains on a GPU, the
+  exact ones run there with torch instead (``device_knn``), and ``mining="auto"`` is exact. The validation's
+  ground truth is faiss on the CPU. ``mining="ivf"`` makes the positives' and negatives' searches approximate:
   a faiss IVF-Flat index over the searched vectors (round(4 sqrt(n)) lists, k-means on at most 64 vectors
   per list drawn with the run's seed, ``nprobe`` lists visited), rebuilt for each search, as the
-  authors' code does on CPU. Exact stays the default and the reference in tests.
+  authors' code does on CPU. ``mining="auto"`` (the default) is IVF from ``AUTO_IVF_MIN`` (50,000) training
+  vectors on the CPU, exact below (where exact costs less than the steps) and on a GPU; the model records
+  which one ran.
+  Exact is the reference in tests.
 
 The split, input scale, reproducibility, validation, budget and checkpoints are the shared trainer's
 (``vecspread.neural.trainer``). The catalyzer validates the sign bits and the lattice at ``bits`` (or
@@ -73,7 +77,7 @@ from vecspread.neural.mlp import MLP, build_mlp
 from vecspread.neural.torch_util import forward_batched
 from vecspread.neural.trainer import Objective
 from vecspread.transforms.neural import NeuralTransform
-from vecspread.transforms.catalyzer import LAMBDA_BY_DOUT, SPEC
+from vecspread.transforms.catalyzer import AUTO_IVF_MIN, LAMBDA_BY_DOUT, SPEC
 
 #: added to the nearest-neighbour distance inside KoLeo's log so that duplicates stay finite
 KOLEO_EPS = 1e-8
@@ -109,7 +113,17 @@ class CatalyzerTransform(NeuralTransform):
         return {"r2": self.r2} if self.r2 is not None else {"bits": self.bits}
 
     def resolved(self) -> dict[str, Any]:
-        return {"lam": self.effective_lam()}
+        """``lam`` as used, and ``mining`` once a run has resolved "auto"."""
+        mining = getattr(self, "mining_", None)
+        return {"lam": self.effective_lam(), **({"mining": mining} if mining else {})}
+
+    def effective_mining(self, ntr: int) -> str:
+        """``mining``, with "auto" resolved for ``ntr`` training vectors: exact on a GPU (it searches there)
+        or below ``AUTO_IVF_MIN``, ivf otherwise."""
+        if self.mining != "auto":
+            return str(self.mining)
+        on_gpu = getattr(self, "_device", None) is not None and self._device.type != "cpu"
+        return "ivf" if ntr >= AUTO_IVF_MIN and not on_gpu else "exact"
 
     def effective_lam(self) -> float:
         """``lam``, or the paper's value for the nearest tabulated dout when ``lam`` is None."""
@@ -134,6 +148,7 @@ class CatalyzerTransform(NeuralTransform):
         return value * float(self.lr) / float(sched[0])
 
     def objective(self, ntr: int, nq: int, report: Any) -> "CatalyzerObjective":
+        self.mining_ = self.effective_mining(ntr)
         if ntr < max(self.kpos, self.kneg) + 2:
             raise InputError(
                 f"catalyzer needs more than max(kpos, kneg) + 1 = {max(self.kpos, self.kneg) + 1} training "
@@ -170,7 +185,9 @@ class CatalyzerObjective(Objective):
 
     def describe(self) -> str:
         t = self.t
-        return f"dout {t.dout}, dint {t.dint}, lam {self.lam:g}"
+        mining = t.effective_mining(self.ntr)
+        return f"dout {t.dout}, dint {t.dint}, lam {self.lam:g}, {mining} mining" + (
+            f" (nprobe {t.nprobe})" if mining == "ivf" else "")
 
     def validation_codecs(self) -> dict[str, Any]:
         return {"lattice": self.t._lattice_codec} if self._validate_lattice else {}
@@ -205,7 +222,9 @@ class CatalyzerObjective(Objective):
 
     def knn_search(self) -> Callable[..., np.ndarray]:
         """The k-NN search of the mining: exact, or IVF with the run's nprobe and seed."""
-        if self.t.mining == "exact":
+        if self.t.effective_mining(self.ntr) == "exact":
+            if self.device.type != "cpu":  # the training GPU: exact and fast there
+                return lambda xq, xb, k, progress=None, what="": device_knn(xq, xb, k, self.device, progress, what)
             return _knn
         return lambda xq, xb, k, progress=None, what="": ivf_knn(xq, xb, k, self.t.nprobe, int(self.t.seed),
                                                                  progress, what)
@@ -334,6 +353,34 @@ def _knn(xq: np.ndarray, xb: np.ndarray, k: int, progress: Any = None, what: str
     if progress is not None:
         progress.finish()
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+#: bytes of one query chunk's distance matrix in :func:`device_knn`
+DEVICE_KNN_BYTES = 1 << 30
+
+
+def device_knn(xq: np.ndarray, xb: np.ndarray, k: int, device: Any, progress: Any = None,
+               what: str = "") -> np.ndarray:
+    """Exact L2 k-NN ids (nq, k) int64 of float32 ``xq`` in ``xb``, computed by torch on ``device`` (the
+    training GPU; any torch device works): ||q||^2 - 2 q.b + ||b||^2 over chunks of queries whose distance
+    matrix fits ``DEVICE_KNN_BYTES``, then topk. Ties may be ordered otherwise than faiss orders them."""
+    xq = np.ascontiguousarray(xq, dtype=np.float32)
+    xb_t = torch.from_numpy(np.ascontiguousarray(xb, dtype=np.float32)).to(device)
+    b_norms = (xb_t * xb_t).sum(1)
+    chunk = max(1, min(len(xq), DEVICE_KNN_BYTES // (4 * max(1, len(xb)))))
+    if progress is not None:
+        progress.start(len(xq), (what or f"{k}-NN") + f" (exact, on {device})")
+    parts = []
+    with torch.no_grad():
+        for lo in range(0, len(xq), chunk):
+            q = torch.from_numpy(xq[lo : lo + chunk]).to(device)
+            dist = (q * q).sum(1, keepdim=True) - 2 * q @ xb_t.T + b_norms[None, :]
+            parts.append(torch.topk(dist, k, dim=1, largest=False, sorted=True).indices.cpu().numpy())
+            if progress is not None:
+                progress.advance(len(q))
+    if progress is not None:
+        progress.finish()
+    return np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros((0, k), np.int64), dtype=np.int64)
 
 
 #: k-means training vectors per IVF list (faiss warns below 39)

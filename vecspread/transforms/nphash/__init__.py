@@ -25,6 +25,9 @@ PARAMS = ParamSet(
     Param("tau_out", float, TAU_OUT, "Temperature of the relaxed Hamming softmax", gt=0),
     Param("kl", str, "pq", "pq: KL(p||q), the paper's; qp: KL(q||p)", choices=("pq", "qp")),
     Param("optimizer", str, "adam", "adam or sgd (with --momentum)", choices=("adam", "sgd")),
+    Param("embedding_bn", bool, False, "Batch norm after the embedding layer, kept at inference (code = sign of "
+          "BN(u)): the paper's \"all layers following the last BN are omitted\"; measured in benchmarks/RESULTS.md",
+          negatable=True),
     panel="NPhash options",
 )
 
