@@ -20,11 +20,12 @@ validated with); :func:`train` does the rest, the same way for every method:
   number of epochs that fit the time left at that epoch's cost is the run's length, and the
   learning-rate schedule is spread over it (:meth:`Objective.lr_at`), so that a budget gives a complete
   schedule, decays included, in fewer epochs; the log says so. Before each later epoch the plan is
-  checked against the mean cost of the recent epochs (the last 6, rounded up to a multiple of ``val_every``): when they grew
-  slower (validation, another job on the machine), the run is shortened so that the rest of the schedule,
-  decays included, still fits; when they grew faster (the first epoch was slowed), it is lengthened up to
-  ``epochs``, never undoing a decay already taken; the log says so. Should even that be too long, training stops at the step
-  that reaches the budget (possibly mid-epoch); that point is validated and checkpointed.
+  checked against the mean cost of the recent epochs (the last 6, rounded up to a multiple of
+  ``val_every``): when they grew slower (validation, another job on the machine), the run is shortened
+  so that the rest of the schedule, decays included, still fits; when they grew faster (the first epoch
+  was slowed), it is lengthened up to ``epochs``, never undoing a decay already taken; the log says so.
+  Should even that be too long, training stops at the step that reaches the budget (possibly
+  mid-epoch); that point is validated and checkpointed.
 - **Checkpoints** at every validation point (``vecspread.neural.checkpoint``): a run resumed from one
   continues bit for bit, mid-epoch included, and refuses a checkpoint written with other
   hyper-parameters or other training data.

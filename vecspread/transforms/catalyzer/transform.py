@@ -185,9 +185,8 @@ class CatalyzerObjective(Objective):
 
     def describe(self) -> str:
         t = self.t
-        mining = t.effective_mining(self.ntr)
-        return f"dout {t.dout}, dint {t.dint}, lam {self.lam:g}, {mining} mining" + (
-            f" (nprobe {t.nprobe})" if mining == "ivf" else "")
+        return f"dout {t.dout}, dint {t.dint}, lam {self.lam:g}, {t.mining_} mining" + (
+            f" (nprobe {t.nprobe})" if t.mining_ == "ivf" else "")
 
     def validation_codecs(self) -> dict[str, Any]:
         return {"lattice": self.t._lattice_codec} if self._validate_lattice else {}
@@ -222,7 +221,7 @@ class CatalyzerObjective(Objective):
 
     def knn_search(self) -> Callable[..., np.ndarray]:
         """The k-NN search of the mining: exact, or IVF with the run's nprobe and seed."""
-        if self.t.effective_mining(self.ntr) == "exact":
+        if self.t.mining_ == "exact":  # resolved for this run by CatalyzerTransform.objective
             if self.device.type != "cpu":  # the training GPU: exact and fast there
                 return lambda xq, xb, k, progress=None, what="": device_knn(xq, xb, k, self.device, progress, what)
             return _knn
