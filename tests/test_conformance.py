@@ -31,6 +31,7 @@ METHOD_OPTIONS = {
     "identity": {}, "pca": {"dout": 8}, "rotation": {"dout": 8, "seed": 1},
     "catalyzer": {"dout": 8, "bits": 16, "val_size": (0, 10), "kneg": 5, **NEURAL},
     "nphash": {"bits": 16, "k": 5, "proxies": 60, "batch_size": 64, "val_size": (60, 10), **NEURAL},
+    "wta": {"dout": 16, "hidden": (16,), "batch_size": 64, "val_size": (60, 10), "epochs": 1},
     "lsh": {"bits": 16}, "lsh-thresholds": {"bits": 16}, "itq": {"bits": 16},
     "pq": {"bits": 32}, "opq": {"bits": 32, "train_iters": 1}, "lsq": {"bits": 32, "train_iters": 1, "encode_ils_iters": 1},
     "sign-alsh": {"bits": 16}, "l2-alsh": {"bits": 16}, "simple-lsh": {"bits": 16},

@@ -26,7 +26,7 @@ RUN_PARAMS = ParamSet(
     Param("resume", str, help="Continue bit-for-bit from this checkpoint"),
     Param("max_minutes", float, help="Training time budget: training stops at the step that reaches it; the "
           "model the validation rule keeps so far is kept", gt=0),
-    panel="Neural training (catalyzer, nphash)",
+    panel="Neural training (catalyzer, nphash, wta)",
 )
 
 

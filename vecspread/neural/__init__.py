@@ -1,6 +1,7 @@
-"""The one neural trainer shared by the catalyzer and NPhash: the MLP, the epoch loop, validation, the
-kept-epoch rule and one checkpoint format with bit-for-bit resume (``trainer``). A neural method is its
-loss, its sampler and its defaults (an ``Objective``) on top of it.
+"""The one neural trainer shared by the catalyzer, NPhash and the WTA autoencoder: the MLP, the epoch loop,
+validation, the kept-epoch rule and one checkpoint format with bit-for-bit resume (``trainer``), and the
+lifetime-sparsity layer (``sparsity``). A neural method is its loss, its sampler and its defaults (an
+``Objective``) on top of it.
 
 This module only declares the hyper-parameters every neural method shares (no torch at import).
 """
@@ -13,7 +14,7 @@ from vecspread.errors import ConfigError
 from vecspread.limits import MAX_BATCH, MAX_DIM, MAX_EPOCHS, MAX_HIDDEN_LAYERS
 from vecspread.params import Param, ParamSet, seed_param
 
-PANEL = "Neural training (catalyzer, nphash)"
+PANEL = "Neural training (catalyzer, nphash, wta)"
 
 
 def val_size(value: Any) -> int | tuple[int, int] | None:
@@ -50,3 +51,10 @@ NEURAL_PARAMS = ParamSet(
           "held-out queries in the training set; 0 disables", convert=val_size),
     panel=PANEL,
 )
+
+#: lifetime sparsity on the hidden layers of the catalyzer's and NPhash's MLPs (``vecspread.neural.sparsity``)
+WTA_SPARSITY = Param(
+    "wta_sparsity", float, None, "Winner-take-all lifetime sparsity on the hidden layers in training, in percent: "
+    "each hidden unit keeps its largest activations over the batch and the rest are zeroed; released at inference "
+    "(batch-norm statistics re-estimated without it after each epoch)", gt=0, le=100, default_text="off",
+    panel=PANEL)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from vecspread.errors import ConfigError
 from vecspread.limits import MAX_NETWORK_PARAMS
+from vecspread.neural.sparsity import LifetimeSparsity
 
 BN_ORDERS = ("bn-relu", "relu-bn")
 
@@ -41,9 +42,12 @@ class MLP(nn.Module):
 
 
 def build_mlp(d_in: int, d_out: int, dint: int, hidden_layers: int, bn_order: str = "bn-relu",
-              normalize: bool = True, out_bn: bool = False) -> MLP:
+              normalize: bool = True, out_bn: bool = False, wta_sparsity: float | None = None) -> MLP:
     """[Linear -> BN -> ReLU] x hidden_layers (ReLU -> BN for "relu-bn") -> Linear(dint, d_out)
     (-> BN(d_out) with ``out_bn``) -> l2-normalise (``normalize``).
+
+    ``wta_sparsity`` (percent): lifetime sparsity right after each hidden ReLU, in training only
+    (``vecspread.neural.sparsity``); it has no weights but moves the indices of the layers after it.
 
     ConfigError, before anything is allocated, when the network would hold more than
     ``limits.MAX_NETWORK_PARAMS`` weights.
@@ -57,10 +61,11 @@ def build_mlp(d_in: int, d_out: int, dint: int, hidden_layers: int, bn_order: st
     d = d_in
     for _ in range(hidden_layers):
         layers.append(nn.Linear(d, dint))
+        sparse = [LifetimeSparsity(wta_sparsity)] if wta_sparsity is not None else []
         if bn_order == "bn-relu":
-            layers += [nn.BatchNorm1d(dint), nn.ReLU()]
+            layers += [nn.BatchNorm1d(dint), nn.ReLU(), *sparse]
         else:
-            layers += [nn.ReLU(), nn.BatchNorm1d(dint)]
+            layers += [nn.ReLU(), *sparse, nn.BatchNorm1d(dint)]
         d = dint
     layers.append(nn.Linear(d, d_out))
     if out_bn:

@@ -55,7 +55,13 @@ ADVANCE_EVERY = 8
 
 
 class Objective:
-    """What makes a neural method what it is, for one run on ``ntr`` training vectors."""
+    """What makes a neural method what it is, for one run on ``ntr`` training vectors.
+
+    ``epochs_planned`` is the run's length as the trainer plans it, set before each epoch begins (a time
+    budget may make it less than the epochs asked for).
+    """
+
+    epochs_planned: int = 0
 
     #: the validation codec whose 1-recall@10 picks the kept epoch
     kept_codec: str = "sign"
@@ -93,6 +99,11 @@ class Objective:
         """The loss of step ``b`` (with gradient), the number of training vectors it used, and statistics
         (averaged over those vectors in the epoch's record; names starting with ``t_`` are seconds, summed)."""
         raise NotImplementedError
+
+    def finish_epoch(self, net: nn.Module) -> None:
+        """After an epoch's steps (also a partial one), ``net`` in eval mode, before validation: what the
+        network needs at inference and the steps do not give it (e.g. statistics with training-only
+        layers released). Its time counts as the steps'. Default: nothing."""
 
 
 def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> None:
@@ -168,6 +179,7 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
             for group in opt.param_groups:
                 group["lr"] = lr
         t0 = time.perf_counter()
+        objective.epochs_planned = planned
         if state.plan is None:
             state.plan, state.sums = objective.begin_epoch(epoch, net, gen), {}
         t_mining = time.perf_counter() - t0
@@ -195,6 +207,8 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
             stopped = deadline is not None and time.perf_counter() > deadline
         report.advance(pending)
         report.finish()
+        net.eval()
+        objective.finish_epoch(net)
         net.eval()
         partial = b < nb
         rec: dict[str, Any] = {"epoch": epoch + 1, "steps": b, "partial": partial,

@@ -15,6 +15,7 @@ REGISTRY = Registry.of_packages("method", "--method", [
     "vecspread.transforms.linear",  # identity, pca, rotation
     "vecspread.transforms.catalyzer",
     "vecspread.transforms.nphash",
+    "vecspread.transforms.wta",
     "vecspread.transforms.baselines",  # lsh, lsh-thresholds, itq; pq, opq, lsq (the identity + that codec)
     "vecspread.transforms.mips",  # sign-alsh, l2-alsh, simple-lsh
 ])

@@ -3,7 +3,7 @@ rank loss plus the KoLeo entropy regulariser. Its hyper-parameters; the paper's 
 
 from vecspread.codecs.lattice import LATTICE_MAX_BITS, R2_MAX
 from vecspread.limits import MAX_DIM, MAX_K
-from vecspread.neural import NEURAL_PARAMS
+from vecspread.neural import NEURAL_PARAMS, WTA_SPARSITY
 from vecspread.params import Param, ParamSet, positive_floats
 from vecspread.registry import Spec
 
@@ -37,6 +37,7 @@ PARAMS = ParamSet(
     .replace("batch_size", help="Triplets per SGD step")
     .replace("lr", help="Learning rate; rescales --lr-schedule")
     .replace("val_size", default_text="0,min(1000, n/100)"),
+    WTA_SPARSITY,
     Param("bn_order", str, "bn-relu", "Order in each hidden block", choices=("bn-relu", "relu-bn")),
     Param("lam", float, help="KoLeo weight", ge=0, default_text="per dout, paper App. A: " + ", ".join(
         f"{d}: {v:g}" for d, v in LAMBDA_BY_DOUT.items())),

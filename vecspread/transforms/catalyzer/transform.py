@@ -55,6 +55,11 @@ Decisions the paper leaves open, taken here (each one also noted where it is imp
   vectors on the CPU, exact below (where exact costs less than the steps) and on a GPU; the model records
   which one ran.
   Exact is the reference in tests.
+- **Lifetime sparsity** (``wta_sparsity``, seed 002; ``vecspread.neural.sparsity``): in training each hidden
+  unit keeps its largest activations over the step's rows, right after its ReLU; released at inference.
+  After every epoch the batch-norm running statistics are re-estimated on the training vectors with it
+  released, since the layers after a sparse one would otherwise normalise the dense activations of
+  inference with statistics of sparse ones. Off by default; measured in benchmarks/RESULTS.md.
 
 The split, input scale, reproducibility, validation, budget and checkpoints are the shared trainer's
 (``vecspread.neural.trainer``). The catalyzer validates the sign bits and the lattice at ``bits`` (or
@@ -74,6 +79,7 @@ import torch.nn.functional as F
 
 from vecspread.errors import ConfigError, InputError
 from vecspread.neural.mlp import MLP, build_mlp
+from vecspread.neural.sparsity import recalibrate_batch_norm
 from vecspread.neural.torch_util import forward_batched
 from vecspread.neural.trainer import Objective
 from vecspread.transforms.neural import NeuralTransform
@@ -100,7 +106,7 @@ class CatalyzerTransform(NeuralTransform):
             raise ConfigError("--self-positive needs --kpos 2 or more (the point itself plus at least one neighbour)")
 
     def build_network(self, d_in: int) -> MLP:
-        return build_mlp(d_in, self.dout, self.dint, self.hidden_layers, self.bn_order)
+        return build_mlp(d_in, self.dout, self.dint, self.hidden_layers, self.bn_order, wta_sparsity=self.wta_sparsity)
 
     def codec_name(self) -> str | None:
         """The codec it validated with (``--val-codec``): stored in the model, so ``encode`` needs no ``--codec``."""
@@ -186,7 +192,8 @@ class CatalyzerObjective(Objective):
     def describe(self) -> str:
         t = self.t
         return f"dout {t.dout}, dint {t.dint}, lam {self.lam:g}, {t.mining_} mining" + (
-            f" (nprobe {t.nprobe})" if t.mining_ == "ivf" else "")
+            f" (nprobe {t.nprobe})" if t.mining_ == "ivf" else "") + (
+            f", wta sparsity {t.wta_sparsity:g}%" if t.wta_sparsity is not None else "")
 
     def validation_codecs(self) -> dict[str, Any]:
         return {"lattice": self.t._lattice_codec} if self._validate_lattice else {}
@@ -218,6 +225,10 @@ class CatalyzerObjective(Objective):
         pos = self.pos_knn[torch.arange(ntr), draw]
         order = torch.randperm(ntr, generator=gen)
         return {"order": order, "pos": pos, "neg": torch.from_numpy(neg)}
+
+    def finish_epoch(self, net: nn.Module) -> None:
+        """With ``wta_sparsity``: batch-norm statistics re-estimated with the sparsity released."""
+        recalibrate_batch_norm(net, self.xs, self.device)
 
     def knn_search(self) -> Callable[..., np.ndarray]:
         """The k-NN search of the mining: exact, or IVF with the run's nprobe and seed."""

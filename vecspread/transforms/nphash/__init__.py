@@ -1,7 +1,7 @@
 """NPhash (Idelson 2020): an MLP to relaxed sign bits trained with a KL loss over random proxies.
 Its hyper-parameters; the choices the paper leaves open were set by measurement (see the transform)."""
 
-from vecspread.neural import NEURAL_PARAMS
+from vecspread.neural import NEURAL_PARAMS, WTA_SPARSITY
 from vecspread.limits import MAX_BATCH, MAX_DIM, MAX_K
 from vecspread.params import Param, ParamSet
 from vecspread.registry import Spec
@@ -17,6 +17,7 @@ PARAMS = ParamSet(
     .replace("batch_size", help="Queries per step", ge=1, le=MAX_BATCH)
     .replace("lr", help="Learning rate (adam: 1e-3)")
     .replace("val_size", default_text="min(10000, n/10),min(1000, n/100)"),
+    WTA_SPARSITY,
     Param("beta", float, help="Slope of the relaxed sign tanh(beta u/|u|)", gt=0, default_text="sqrt(bits)"),
     Param("k", int, 100, "True nearest proxies per query in the KL loss", ge=1, le=MAX_K),
     Param("proxies", int, 10000, "Training vectors drawn at random as reference points for every batch", ge=1,

@@ -63,6 +63,11 @@ One standard error at 1000 queries is ~0.015, so differences below ~0.03 are noi
   omitted at inference" implies one after the embedding layer; with it the codes are the signs of BN(u)
   (running statistics). Measured on debsift200k, 64 bits, 10-minute budget (2 epochs): 1-recall@10 0.390
   with, 0.394 without (benchmarks/RESULTS.md): equal within noise, so it is an option, off.
+- **Lifetime sparsity** (``wta_sparsity``, seed 002; ``vecspread.neural.sparsity``): in training each hidden
+  unit keeps its largest activations over the step's rows, right after its ReLU; released at inference.
+  After every epoch the batch-norm running statistics are re-estimated on the training vectors with it
+  released, since the layers after a sparse one would otherwise normalise the dense activations of
+  inference with statistics of sparse ones. Off by default; measured in benchmarks/RESULTS.md.
 - **Hamming ties** at search time: SignCodec's rule is kept (equal distances in id order, as faiss).
   The paper says nothing; at 64 bits ties are frequent, and id order is deterministic and, for ids
   unrelated to the query, equal in expectation to a random tie order. Measured (benchmark's
@@ -85,6 +90,7 @@ import torch.nn.functional as F
 
 from vecspread.errors import ConfigError
 from vecspread.neural.mlp import MLP, build_mlp
+from vecspread.neural.sparsity import recalibrate_batch_norm
 from vecspread.neural.trainer import Objective
 from vecspread.transforms.neural import NeuralTransform
 from vecspread.transforms.nphash import SPEC
@@ -104,7 +110,7 @@ class NPHashTransform(NeuralTransform):
         """[Linear -> BN -> ReLU] x hidden_layers -> Linear(dint, bits) (-> BN(bits) with ``embedding_bn``):
         the embedding u (no normalisation: the relaxation normalises itself)."""
         return build_mlp(d_in, self.bits, self.dint, self.hidden_layers, "bn-relu", normalize=False,
-                         out_bn=bool(self.embedding_bn))
+                         out_bn=bool(self.embedding_bn), wta_sparsity=self.wta_sparsity)
 
     def resolved(self) -> dict[str, Any]:
         return {"beta": self.effective_beta()}
@@ -135,7 +141,7 @@ class NPHashObjective(Objective):
         t = self.t
         return (f"{t.bits} bits, {t.hidden_layers}x{t.dint} hidden, k {t.k}, {self.n_prox} proxies per batch, "
                 f"tau_in {t.tau_in:g} tau_out {t.tau_out:g} beta {self.beta:.3g}, kl {t.kl}, {t.optimizer} "
-                f"lr {t.lr:g}, batch {t.batch_size}")
+                f"lr {t.lr:g}, batch {t.batch_size}" + (f", wta sparsity {t.wta_sparsity:g}%" if t.wta_sparsity else ""))
 
     def optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
         """Adam (default, constant learning rate, no weight decay) or SGD with momentum."""
@@ -158,6 +164,10 @@ class NPHashObjective(Objective):
     def begin_epoch(self, epoch: int, net: nn.Module, gen: torch.Generator) -> dict[str, torch.Tensor]:
         """One pass over the training vectors as queries, in a fresh random order."""
         return {"order": torch.randperm(self.ntr, generator=gen)}
+
+    def finish_epoch(self, net: nn.Module) -> None:
+        """With ``wta_sparsity``: batch-norm statistics re-estimated with the sparsity released."""
+        recalibrate_batch_norm(net, self.xs, self.device)
 
     def step(self, net: nn.Module, plan: dict[str, torch.Tensor], b: int,
              gen: torch.Generator) -> tuple[torch.Tensor, int, dict[str, float]]:
