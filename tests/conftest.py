@@ -309,3 +309,17 @@ def checkpoint_members(path) -> set[str]:
         assert set(f.attrs) == {"vecspread_kind", *RECORD_ATTRS} and f.attrs["vecspread_kind"] == "checkpoint"
         f.visititems(visit)
     return found
+
+
+def weights_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    """Two ``get_weights()`` dicts with the same names and bit-identical arrays."""
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="session")
+def nonnegative_clusters() -> np.ndarray:
+    """(1200, 16) float32: 20 Gaussian clusters of non-negative SIFT-like vectors."""
+    rng = np.random.default_rng(0)
+    centres = rng.uniform(0, 100, size=(20, 16))
+    x = centres[rng.integers(20, size=1200)] + 15 * rng.normal(size=(1200, 16))
+    return np.abs(x).astype(np.float32)

@@ -25,7 +25,7 @@ from vecspread.transforms.nphash.transform import (  # noqa: E402
     relaxed_hamming_similarity,
     relaxed_sign,
 )
-from conftest import ProgressRecorder, checkpoint_members  # noqa: E402
+from conftest import ProgressRecorder, checkpoint_members, weights_equal  # noqa: E402
 from torch_fixtures import one_thread  # noqa: F401  (autouse: every test runs on one thread)
 
 # small enough that one fit takes well under a second on one thread
@@ -33,16 +33,8 @@ TINY = dict(bits=16, dint=32, k=10, proxies=200, batch_size=64, epochs=2, seed=3
 
 
 @pytest.fixture(scope="module")
-def clustered() -> np.ndarray:
-    """(1200, 16) float32: 20 Gaussian clusters of non-negative SIFT-like vectors."""
-    rng = np.random.default_rng(0)
-    centres = rng.uniform(0, 100, size=(20, 16))
-    x = centres[rng.integers(20, size=1200)] + 15 * rng.normal(size=(1200, 16))
-    return np.abs(x).astype(np.float32)
-
-
-def _weights_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
-    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+def clustered(nonnegative_clusters) -> np.ndarray:
+    return nonnegative_clusters
 
 
 def _numeric_history(h: list[dict]) -> list[dict]:
@@ -193,14 +185,14 @@ def test_fixed_seed_is_reproducible_and_reports(clustered):
     rec = ProgressRecorder()
     a = NPHashTransform(**TINY).fit(clustered, progress=rec)
     b = NPHashTransform(**TINY).fit(clustered)
-    assert _weights_equal(a.get_weights(), b.get_weights())
+    assert weights_equal(a.get_weights(), b.get_weights())
     assert _numeric_history(a.history_) == _numeric_history(b.history_)
     assert rec.total == rec.done == 2 * -(-(1200 - 340) // 64)
     epoch_lines = [s for s in rec.lines if s.startswith("epoch ")]
     assert len(epoch_lines) == 2 and "sign 1-R@1/10/100" in epoch_lines[0]
     assert all(np.isfinite(r["loss"]) and 0 <= r["sign_r10"] <= 1 for r in a.history_)
     c = NPHashTransform(**{**TINY, "seed": 4}).fit(clustered)
-    assert not _weights_equal(a.get_weights(), c.get_weights())
+    assert not weights_equal(a.get_weights(), c.get_weights())
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
@@ -215,7 +207,7 @@ def test_resume_after_an_epoch_continues_bit_for_bit(clustered, tmp_path, optimi
 
     rec = ProgressRecorder()
     resumed = NPHashTransform(**params).fit(clustered, progress=rec, run=RunSettings(resume=ck, checkpoint=ck))
-    assert _weights_equal(full.get_weights(), resumed.get_weights())
+    assert weights_equal(full.get_weights(), resumed.get_weights())
     assert _numeric_history(full.history_) == _numeric_history(resumed.history_)
     assert resumed.best_epoch_ == full.best_epoch_
     assert read_checkpoint(ck, "nphash")[0]["epoch"] == 3
@@ -236,10 +228,10 @@ def test_budget_stop_mid_epoch_then_resume_equals_uninterrupted(clustered, tmp_p
     assert stopped.history_[-1]["partial"] and stopped.history_[-1]["steps"] == 1
     meta, groups = read_checkpoint(ck, "nphash")
     assert (meta["epoch"], meta["step"]) == (0, 1) and "order" in groups["epoch"]
-    assert not _weights_equal(full.get_weights(), stopped.get_weights())
+    assert not weights_equal(full.get_weights(), stopped.get_weights())
 
     resumed = NPHashTransform(**params).fit(clustered, run=RunSettings(resume=ck))
-    assert _weights_equal(full.get_weights(), resumed.get_weights())
+    assert weights_equal(full.get_weights(), resumed.get_weights())
     # the history keeps the record of the stop, then the same epochs as the uninterrupted run
     assert _numeric_history(resumed.history_)[1:] == _numeric_history(full.history_)
 

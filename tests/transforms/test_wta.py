@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import ProgressRecorder, cli_ok  # noqa: E402
+from conftest import ProgressRecorder, cli_ok, weights_equal  # noqa: E402
 from vecspread.errors import ConfigError  # noqa: E402
 from vecspread.neural.sparsity import kept_per_unit  # noqa: E402
 from vecspread.runtime import RunSettings  # noqa: E402
@@ -20,16 +20,8 @@ TINY = dict(dout=24, batch_size=64, epochs=3, seed=2, val_size=(200, 30))
 
 
 @pytest.fixture(scope="module")
-def clustered() -> np.ndarray:
-    """(1200, 16) float32: 20 Gaussian clusters of non-negative SIFT-like vectors."""
-    rng = np.random.default_rng(0)
-    centres = rng.uniform(0, 100, size=(20, 16))
-    x = centres[rng.integers(20, size=1200)] + 15 * rng.normal(size=(1200, 16))
-    return np.abs(x).astype(np.float32)
-
-
-def _weights_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
-    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+def clustered(nonnegative_clusters) -> np.ndarray:
+    return nonnegative_clusters
 
 
 def test_code_is_sparse_in_training_dense_and_centred_at_inference(clustered):
@@ -91,14 +83,14 @@ def test_stacked_training_leaves_the_frozen_layers_unchanged(clustered, monkeypa
 def test_seeded_and_resume_continues_bit_for_bit(clustered, tmp_path):
     params = {**TINY, "hidden": (32,)}
     full = WTATransform(**params).fit(clustered)
-    assert _weights_equal(full.get_weights(), WTATransform(**params).fit(clustered).get_weights())
-    assert not _weights_equal(full.get_weights(), WTATransform(**{**params, "seed": 3}).fit(clustered).get_weights())
+    assert weights_equal(full.get_weights(), WTATransform(**params).fit(clustered).get_weights())
+    assert not weights_equal(full.get_weights(), WTATransform(**{**params, "seed": 3}).fit(clustered).get_weights())
     ck = str(tmp_path / "ck.h5")
     with pytest.raises(KeyboardInterrupt):
         WTATransform(**params).fit(clustered, progress=ProgressRecorder(stop_after_epoch=1),
                                    run=RunSettings(checkpoint=ck))
     resumed = WTATransform(**params).fit(clustered, run=RunSettings(resume=ck))
-    assert _weights_equal(full.get_weights(), resumed.get_weights())
+    assert weights_equal(full.get_weights(), resumed.get_weights())
     assert resumed.best_epoch_ == full.best_epoch_
 
 
