@@ -26,6 +26,9 @@ validated with); :func:`train` does the rest, the same way for every method:
   was slowed), it is lengthened up to ``epochs``, never undoing a decay already taken; the log says so.
   Should even that be too long, training stops at the step that reaches the budget (possibly
   mid-epoch); that point is validated and checkpointed.
+- **Lifetime sparsity** (a network with ``vecspread.neural.sparsity`` layers): after every epoch's steps
+  its batch-norm running statistics are re-estimated on the training vectors with the sparsity released,
+  as inference runs it (``recalibrate_batch_norm``; nothing happens for a network without such layers).
 - **Checkpoints** at every validation point (``vecspread.neural.checkpoint``): a run resumed from one
   continues bit for bit, mid-epoch included, and refuses a checkpoint written with other
   hyper-parameters or other training data.
@@ -44,6 +47,7 @@ import torch.nn as nn
 from vecspread.errors import ConfigError, InputError
 from vecspread.neural.checkpoint import check_compatible, read_checkpoint, write_checkpoint
 from vecspread.neural.mlp import init_mlp
+from vecspread.neural.sparsity import recalibrate_batch_norm
 from vecspread.neural.torch_util import (error_reason, fingerprint, forward_batched, load_optimizer_arrays, load_state_arrays,
                                          optimizer_arrays, resolve_device, state_arrays)
 from vecspread.neural.validation import RECALL_KS, Validator, kept_epoch, recall_stderr, split_sizes
@@ -101,9 +105,10 @@ class Objective:
         raise NotImplementedError
 
     def finish_epoch(self, net: nn.Module) -> None:
-        """After an epoch's steps (also a partial one), ``net`` in eval mode, before validation: what the
-        network needs at inference and the steps do not give it (e.g. statistics with training-only
-        layers released). Its time counts as the steps'. Default: nothing."""
+        """After an epoch's steps (also a partial one) and the trainer's re-estimation of batch-norm
+        statistics with lifetime sparsity released, ``net`` in eval mode, before validation: what else the
+        network needs at inference and the steps do not give it (the WTA autoencoder's centre). Its time
+        counts as the steps'. Default: nothing."""
 
 
 def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> None:
@@ -208,8 +213,9 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
         report.advance(pending)
         report.finish()
         net.eval()
+        # a network trained with lifetime sparsity runs without it: its batch norms re-estimated so (else a no-op)
+        recalibrate_batch_norm(net, xs, device)
         objective.finish_epoch(net)
-        net.eval()
         partial = b < nb
         rec: dict[str, Any] = {"epoch": epoch + 1, "steps": b, "partial": partial,
                                "lr": opt.param_groups[0]["lr"], **state.record(),

@@ -79,7 +79,6 @@ import torch.nn.functional as F
 
 from vecspread.errors import ConfigError, InputError
 from vecspread.neural.mlp import MLP, build_mlp
-from vecspread.neural.sparsity import recalibrate_batch_norm
 from vecspread.neural.torch_util import forward_batched
 from vecspread.neural.trainer import Objective
 from vecspread.transforms.neural import NeuralTransform
@@ -225,10 +224,6 @@ class CatalyzerObjective(Objective):
         pos = self.pos_knn[torch.arange(ntr), draw]
         order = torch.randperm(ntr, generator=gen)
         return {"order": order, "pos": pos, "neg": torch.from_numpy(neg)}
-
-    def finish_epoch(self, net: nn.Module) -> None:
-        """With ``wta_sparsity``: batch-norm statistics re-estimated with the sparsity released."""
-        recalibrate_batch_norm(net, self.xs, self.device)
 
     def knn_search(self) -> Callable[..., np.ndarray]:
         """The k-NN search of the mining: exact, or IVF with the run's nprobe and seed."""

@@ -90,7 +90,6 @@ import torch.nn.functional as F
 
 from vecspread.errors import ConfigError
 from vecspread.neural.mlp import MLP, build_mlp
-from vecspread.neural.sparsity import recalibrate_batch_norm
 from vecspread.neural.trainer import Objective
 from vecspread.transforms.neural import NeuralTransform
 from vecspread.transforms.nphash import SPEC
@@ -141,7 +140,7 @@ class NPHashObjective(Objective):
         t = self.t
         return (f"{t.bits} bits, {t.hidden_layers}x{t.dint} hidden, k {t.k}, {self.n_prox} proxies per batch, "
                 f"tau_in {t.tau_in:g} tau_out {t.tau_out:g} beta {self.beta:.3g}, kl {t.kl}, {t.optimizer} "
-                f"lr {t.lr:g}, batch {t.batch_size}" + (f", wta sparsity {t.wta_sparsity:g}%" if t.wta_sparsity else ""))
+                f"lr {t.lr:g}, batch {t.batch_size}" + (f", wta sparsity {t.wta_sparsity:g}%" if t.wta_sparsity is not None else ""))
 
     def optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
         """Adam (default, constant learning rate, no weight decay) or SGD with momentum."""
@@ -164,10 +163,6 @@ class NPHashObjective(Objective):
     def begin_epoch(self, epoch: int, net: nn.Module, gen: torch.Generator) -> dict[str, torch.Tensor]:
         """One pass over the training vectors as queries, in a fresh random order."""
         return {"order": torch.randperm(self.ntr, generator=gen)}
-
-    def finish_epoch(self, net: nn.Module) -> None:
-        """With ``wta_sparsity``: batch-norm statistics re-estimated with the sparsity released."""
-        recalibrate_batch_norm(net, self.xs, self.device)
 
     def step(self, net: nn.Module, plan: dict[str, torch.Tensor], b: int,
              gen: torch.Generator) -> tuple[torch.Tensor, int, dict[str, float]]:

@@ -50,13 +50,10 @@ import torch.nn.functional as F
 from vecspread.errors import ConfigError, InputError
 from vecspread.limits import MAX_NETWORK_PARAMS
 from vecspread.neural.sparsity import LifetimeSparsity
-from vecspread.neural.torch_util import as_matrix
+from vecspread.neural.torch_util import APPLY_BATCH, as_matrix
 from vecspread.neural.trainer import Objective
 from vecspread.transforms.neural import NeuralTransform
 from vecspread.transforms.wta import SPEC
-
-#: rows per forward pass when the centre or a reconstruction is computed
-_BATCH = 65536
 
 
 class WTAAutoencoder(nn.Module):
@@ -148,21 +145,14 @@ class WTATransform(NeuralTransform):
         if x.shape[1] != self.d_in_:
             raise InputError(f"{self.name} was trained on dimension {self.d_in_}, got vectors of dimension {x.shape[1]}")
         net, scale = self.net_, np.float32(self.input_scale_)
-        step = int(sparse_batch) if sparse_batch else _BATCH
+        step = int(sparse_batch) if sparse_batch else APPLY_BATCH
         out = [np.zeros((0, self.d_in_), np.float32)]
         was_training = net.training
-        net.eval()
+        net.train(bool(sparse_batch))  # only the sparsity layers differ between the modes (no batch norm)
         with torch.no_grad():
             for s in range(0, len(x), step):
                 xb = torch.from_numpy(np.ascontiguousarray(x[s : s + step] * scale)).to(self._device)
-                if sparse_batch:
-                    for block in net.blocks:
-                        block.train()  # only the sparsity layer behaves differently
-                    h = net.code(xb)
-                    net.eval()
-                else:
-                    h = net.dense(xb)
-                out.append((net.decode(h) / scale).float().cpu().numpy())
+                out.append((net.decode(net.code(xb)) / scale).float().cpu().numpy())
         net.train(was_training)
         return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
 
@@ -227,6 +217,6 @@ class WTAObjective(Objective):
         """The centre: the mean released code of the training vectors."""
         with torch.no_grad():
             total = torch.zeros(net.d_out, dtype=torch.float64, device=self.device)
-            for s in range(0, self.ntr, _BATCH):
-                total += net.dense(self.xs[s : s + _BATCH]).double().sum(0)
+            for s in range(0, self.ntr, APPLY_BATCH):
+                total += net.dense(self.xs[s : s + APPLY_BATCH]).double().sum(0)
             net.centre.copy_((total / max(1, self.ntr)).float())
