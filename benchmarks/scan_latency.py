@@ -1,6 +1,7 @@
 """Scan latency, vecspread against faiss in one process: lattice vs IndexPQ, sign vs IndexBinaryFlat.
 
     python benchmarks/scan_latency.py ../shared/data/debsift200k.h5 [--copies 5] [--threads 1] [--reps 7]
+        [--lattice-bits 64,128] [--no-sign]
 
 The database is the dataset's ``train`` repeated ``--copies`` times (5: 1M vectors from the 200k of
 debsift200k), every copy after the first with integer jitter in [-2, 2] added and clipped to 0..255
@@ -11,7 +12,10 @@ queries; the table gives the median over repetitions of ms per query and the rat
 
 - lattice: ``pca --dout 24`` fitted on ``learn``, lattice codes of 64 bits, searched by a
   :class:`vecspread.searcher.Searcher` (raw queries in: the PCA is part of the time) against faiss
-  ``IndexPQ(d, 8, 8)`` trained on ``learn`` (64-bit codes too);
+  ``IndexPQ(d, 8, 8)`` trained on ``learn`` (64-bit codes too); for each of ``--lattice-bits``, the PCA
+  dimension ``bench`` uses (96: 36, 128: 48, 256: 96; products of 64-bit lattices past 64 bits) against
+  ``IndexPQ(d, bits / 8, 8)``, and the encode throughput of both (lattice codec on the PCA outputs,
+  faiss ``add`` on the raw vectors);
 - sign: ``rotation --dout 64`` sign codes (classic LSH) against faiss ``IndexBinaryFlat(64)`` holding
   the very same codes and given the queries' codes (its side does no projection).
 
@@ -84,6 +88,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("-k", type=int, default=100)
+    ap.add_argument("--lattice-bits", type=lambda v: [int(b) for b in v.split(",")], default=[64],
+                    help="comma-separated lattice sizes (64, 96, 128, 256), each against IndexPQ of bits/8 bytes")
+    ap.add_argument("--no-sign", action="store_true", help="skip the sign-code comparison")
     args = ap.parse_args()
 
     from vecspread.runtime import set_threads
@@ -97,24 +104,36 @@ def main() -> None:
         f"{args.threads} thread(s)")
     rows = []
 
-    # lattice vs PQ
-    transform, codec = fit_method("pca", xt, dout=24)
-    codec = _lattice(xt, transform)
-    codes = encode_all(transform, codec, xb)
-    t0 = time.perf_counter()
-    searcher = Searcher(transform, codec, codes)
-    log(f"lattice: {codes.nbytes / 2**20:.1f} MiB of codes, search-ready form {searcher.resident_bytes / 2**20:.1f} "
-        f"MiB ({searcher.resident_bytes / codes.nbytes:.1f}x) built in {time.perf_counter() - t0:.2f} s")
-    pq = faiss.IndexPQ(d, 8, 8)
-    pq.train(xt)
-    for s in range(0, n, 262144):
-        pq.add(xb[s : s + 262144].astype(np.float32))
-    lattice_rows = compare("lattice 64 bits vs IndexPQ(d, 8, 8)", lambda q, k: searcher.search(q, k),
-                           lambda q, k: pq.search(q, k), xq, xq, args.k, args.reps)
-    rows += lattice_rows
-    searcher.close()
+    encode_rows = []
+    for bits in args.lattice_bits:  # lattice (a product past 64 bits) vs PQ of the same size
+        dout = LATTICE_DIM[bits]
+        transform, codec = fit_method("pca", xt, dout=dout)
+        codec = _lattice(xt, transform, bits)
+        y = np.concatenate([transform.apply(xb[s : s + 65536].astype(np.float32)) for s in range(0, n, 65536)])
+        t0 = time.perf_counter()
+        codes = np.concatenate([codec.encode(y[s : s + 65536]) for s in range(0, n, 65536)])
+        t_lattice_encode = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        searcher = Searcher(transform, codec, codes)
+        log(f"lattice {bits} bits ({'+'.join(str(b.dim) for b in codec.layout_)} dims): {codes.nbytes / 2**20:.1f} MiB "
+            f"of codes, search-ready form {searcher.resident_bytes / 2**20:.1f} MiB "
+            f"({searcher.resident_bytes / codes.nbytes:.1f}x) built in {time.perf_counter() - t0:.2f} s")
+        pq = faiss.IndexPQ(d, bits // 8, 8)
+        pq.train(xt)
+        t0 = time.perf_counter()
+        for s in range(0, n, 262144):
+            pq.add(xb[s : s + 262144].astype(np.float32))
+        t_pq_encode = time.perf_counter() - t0
+        encode_rows.append((bits, dout, n / t_lattice_encode, n / t_pq_encode))
+        log(f"encode {n} vectors: lattice {n / t_lattice_encode:,.0f} vectors/s (codec only, PCA excluded), "
+            f"IndexPQ add {n / t_pq_encode:,.0f} vectors/s")
+        rows += compare(f"lattice {bits} bits vs IndexPQ(d, {bits // 8}, 8)", lambda q, k: searcher.search(q, k),
+                        lambda q, k: pq.search(q, k), xq, xq, args.k, args.reps)
+        searcher.close()
 
     # sign vs IndexBinaryFlat
+    if args.no_sign:
+        return report(rows, encode_rows, n, args)
     transform, codec = fit_method("rotation", xt, dout=64)
     from vecspread.codecs import REGISTRY as CODECS
 
@@ -127,18 +146,30 @@ def main() -> None:
     rows += compare("sign 64 bits vs IndexBinaryFlat(64)", lambda q, k: searcher.search(q, k),
                     lambda q, k: flat.search(q, k), xq, xq_codes, args.k, args.reps)
 
+    report(rows, encode_rows, n, args)
+
+
+def report(rows: list[tuple], encode_rows: list[tuple], n: int, args: argparse.Namespace) -> None:
     print(f"\nMachine: {platform.processor() or platform.machine()}, {faiss.omp_get_max_threads()} thread(s); "
           f"date {date.today()}; {n} codes; k = {args.k}; median of {args.reps} repetitions.\n")
     print("| scan | queries per call | vecspread ms/query | faiss ms/query | ratio |")
     print("|---|---|---|---|---|")
     for name, b, mo, mt, ratio in rows:
         print(f"| {name} | {b} | {mo:.3f} | {mt:.3f} | {ratio:.2f} |")
+    print("\n| encode | lattice codec vectors/s | IndexPQ add vectors/s | ratio |")
+    print("|---|---|---|---|")
+    for bits, dout, lat, pq in encode_rows:
+        print(f"| {bits} bits (PCA {dout}; PQ M = {bits // 8}) | {lat:,.0f} | {pq:,.0f} | {lat / pq:.2f} |")
 
 
-def _lattice(xt: np.ndarray, transform) -> object:
+#: PCA output dimension of the lattice at each budget (as ``vecspread bench``)
+LATTICE_DIM = {64: 24, 96: 36, 128: 48, 256: 96}
+
+
+def _lattice(xt: np.ndarray, transform, bits: int) -> object:
     from vecspread.codecs import REGISTRY as CODECS
 
-    return CODECS.create("lattice", {"bits": 64}).fit(transform.apply(xt[:1000]))
+    return CODECS.create("lattice", {"bits": bits}).fit(transform.apply(xt[:1000]))
 
 
 if __name__ == "__main__":

@@ -329,17 +329,24 @@ def atoms_cmd(
     dim: int = typer.Option(..., "--dim", "-d", callback=within(ge=1, le=ATOMS_MAX_DIM), help="Lattice dimension (the model's --dout)."),
     r2: Optional[int] = typer.Option(None, "--r2", callback=within(ge=0, le=ATOMS_MAX_R2), help="Squared radius."),
     bits: Optional[int] = typer.Option(None, "--bits", callback=within(ge=1, le=ATOMS_MAX_BITS), help="Bit budget: choose the largest r^2 whose point count fits."),
-    list_atoms: bool = typer.Option(False, "--list", help="Also print every atom."),
+    blocks: Optional[int] = typer.Option(None, "--blocks", callback=within(ge=1, le=ATOMS_MAX_DIM), help="A product of this many lattices over blocks of coordinates (default: one up to 64 bits, ceil(bits/64) above), as encode --codec lattice cuts them."),
+    list_atoms: bool = typer.Option(False, "--list", help="Also print every atom (one lattice only)."),
     as_json: Json = False,
 ) -> None:
-    """Describe the spherical lattice {z in Z^d : ||z||^2 = r^2}: atoms, exact point count, bits."""
+    """Describe the spherical lattice {z in Z^d : ||z||^2 = r^2}: atoms, exact point count, bits; past 64 bits (or with --blocks), the product of lattices encode --codec lattice uses: blocks, radii, exact points, bits used."""
     from vecspread.codecs.lattice.combinatorics import lattice_report
 
-    info = lattice_report(dim, r2, bits, list_atoms)
+    info = lattice_report(dim, r2, bits, list_atoms, blocks)
     if as_json:
-        typer.echo(json.dumps({**info, "n_points": str(info["n_points"])}, sort_keys=True))
+        blocks_out = [{**b, "n_points": str(b["n_points"])} for b in info.get("blocks", [])]
+        typer.echo(json.dumps({**info, "n_points": str(info["n_points"]),
+                               **({"blocks": blocks_out} if blocks_out else {})}, sort_keys=True))
     else:
         atoms = info.pop("atoms", [])
+        block_rows = info.pop("blocks", [])
+        if block_rows:
+            info["blocks"] = " + ".join(f"{b['dim']}-d r2 {b['r2']} ({b['bits']} bits)" for b in block_rows)
+            info["block n_points"] = ", ".join(str(b["n_points"]) for b in block_rows)
         console.summary("lattice", info, stdout=True)
         for a in atoms:
             typer.echo(" ".join(str(v) for v in a))

@@ -325,8 +325,8 @@ BAD_INPUTS = [
     # lattice / bits the codec cannot store
     Bad("lattice-r2-beyond-512", ("encode", "{pca24}", "{data}", "-c", "lattice", "--r2", "600", "-o", "{out}"),
         "r2=600"),
-    Bad("lattice-d80", ("encode", "{id80}", "{d80}", "-c", "lattice", "--bits", "64", "-o", "{out}"), "d=80",
-        _d80_identity),
+    Bad("lattice-d80", ("encode", "{id80}", "{d80}", "-c", "lattice", "--bits", "64", "--blocks", "1", "-o", "{out}"),
+        "use --blocks 2 or more", _d80_identity),  # without --blocks: two 40-d blocks of 32 bits
     Bad("lattice-bits-3", ("encode", "{pca24}", "{data}", "-c", "lattice", "--bits", "3", "-o", "{out}"), "--bits 3"),
     Bad("sign-bits-20", ("encode", "{rot20}", "{data}", "-c", "sign", "--bits", "20", "-o", "{out}"),
         "multiple of 8", _rotation20),

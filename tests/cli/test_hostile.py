@@ -468,7 +468,7 @@ CASES = [
     Case("k-1e9", 4, ("gt", "{data}", "-k", "1000000000", *OUT), "-k must be at most 100000"),
     Case("block-size-1e12", 4, ("gt", "{data}", "--block-size", "1000000000000", *OUT), "--block-size must be at most"),
     Case("lattice-bits-1e9", 4, ("encode", "{pca24}", "{data}", "-c", "lattice", "--bits", "1000000000", *OUT),
-         "--bits must be at most 64"),
+         "--bits must be at most 2048"),
     # 5. integrity
     Case("dataset-byte-changed", 5, ("gt", "{victim}", "-k", "1", *OUT), "'train' does not match",
          flip("data", "train")),

@@ -247,7 +247,7 @@ def test_bad_inputs_and_parameters() -> None:
     with pytest.raises(ConfigError):
         LatticeCodec(r2=7).fit(np.zeros((1, 3), dtype=np.float32))
     with pytest.raises(ConfigError):
-        LatticeCodec(bits=64).fit(np.zeros((1, 65), dtype=np.float32))
+        LatticeCodec(bits=64, blocks=1).fit(np.zeros((1, 65), dtype=np.float32))  # 65 > 64 dimensions
 
 
 # -- search --------------------------------------------------------------------------------------

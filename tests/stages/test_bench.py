@@ -16,8 +16,10 @@ def test_bench_matrix_tables_and_skips(syn, tmp_path):
     report = json.loads((out / "bench.json").read_text())
     cells = {(c["method"], c["bits"]): c for c in report["cells"]}
     assert set(cells) == {(m, b) for m in ("lsh", "pca-lattice", "pq") for b in (16, 64, 128)}
-    # lattice codes are uint64 ranks: 128 bits is skipped with the reason, not run
-    assert "at most 64 bits" in cells[("pca-lattice", 128)]["skipped"]
+    # 128 bits is a product of two 24-d lattices, which PCA cannot give from 32 dimensions: skipped with the reason
+    assert "PCA cannot add dimensions" in cells[("pca-lattice", 128)]["skipped"]
+    assert "no lattice dimension chosen for 72 bits" in make_cell("pca-lattice", 72, quick=True)
+    assert make_cell("catalyzer-lattice", 128, quick=True).train["dout"] == 48
     # pq at 128 bits on 32 dims is M = 16 sub-quantizers of 2 dims: runs
     for key in [("lsh", 16), ("lsh", 64), ("pca-lattice", 64), ("pq", 64), ("pq", 128)]:
         c = cells[key]

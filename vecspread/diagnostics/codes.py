@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable
 
 import numpy as np
@@ -138,29 +137,36 @@ def sign_code_usage(codes: np.ndarray, d: int) -> dict[str, Any]:
 def lattice_code_usage(codes: np.ndarray, codec: Any) -> dict[str, Any]:
     """Atom usage of (n, code_size) uint8 codes of a fitted LatticeCodec.
 
-    Each code is decoded to its integer lattice point (unit point x sqrt(r2), rounded); its atom is the
-    tuple of sorted absolute values, located in ``lattice.atoms(d, r2)``. Returns ``atom_counts``
-    (n_atoms,) int64, ``atoms_used``, ``n_atoms``, ``n_distinct`` and ``distinct_share``.
+    Each code is decoded to its integer lattice point; its atom is the tuple of sorted absolute values,
+    located in ``lattice.atoms(d, r2)``. Returns ``atom_counts`` (n_atoms,) int64, ``atoms_used``,
+    ``n_atoms``, ``n_distinct`` and ``distinct_share``. For a product of lattices each block's atoms
+    are counted on their own: ``atom_counts`` is the blocks' counts side by side, ``blocks`` gives
+    ``atoms_used`` and ``n_atoms`` per block.
     """
     from vecspread.codecs.lattice.combinatorics import atoms
 
-    table = atoms(codec.d_, codec.r2_)
-    index = {a: i for i, a in enumerate(table)}
-    counts = np.zeros(len(table), np.int64)
+    tables = [atoms(b.dim, b.r2) for b in codec.layout_]
+    indexes = [{a: i for i, a in enumerate(table)} for table in tables]
+    counts = [np.zeros(len(table), np.int64) for table in tables]
+    bounds = np.cumsum([0] + [b.dim for b in codec.layout_])
     for s in range(0, len(codes), _CODE_CHUNK):
-        points = codec.decode(codes[s : s + _CODE_CHUNK]).astype(np.float64) * math.sqrt(codec.r2_)
-        points = np.rint(points).astype(np.int64)
-        if np.any((points * points).sum(axis=1) != codec.r2_):
-            raise InputError(f"decoded lattice points do not all have squared norm {codec.r2_}: codes damaged?")
-        keys = -np.sort(-np.abs(points), axis=1)
-        uniq, per_atom = np.unique(keys, axis=0, return_counts=True)
-        for row, c in zip(uniq, per_atom):
-            counts[index[tuple(int(v) for v in row)]] += c
+        points = codec.integer_points(codes[s : s + _CODE_CHUNK]).astype(np.int64)
+        for block, lo, hi, index, count in zip(codec.layout_, bounds, bounds[1:], indexes, counts):
+            zb = points[:, lo:hi]
+            if np.any((zb * zb).sum(axis=1) != block.r2):
+                raise InputError(f"decoded lattice points do not all have squared norm {block.r2}: codes damaged?")
+            keys = -np.sort(-np.abs(zb), axis=1)
+            uniq, per_atom = np.unique(keys, axis=0, return_counts=True)
+            for row, c in zip(uniq, per_atom):
+                count[index[tuple(int(v) for v in row)]] += c
+    per_block = [{"atoms_used": int(np.count_nonzero(c)), "n_atoms": len(c)} for c in counts]
+    counts_all = np.concatenate(counts)
     n_distinct = int(round(distinct_share(codes) * len(codes))) if len(codes) else 0
     return {
-        "atom_counts": counts,
-        "atoms_used": int(np.count_nonzero(counts)),
-        "n_atoms": len(table),
+        "atom_counts": counts_all,
+        "atoms_used": int(np.count_nonzero(counts_all)),
+        "n_atoms": len(counts_all),
+        **({"blocks": per_block} if len(per_block) > 1 else {}),
         "n_distinct": n_distinct,
         "distinct_share": n_distinct / len(codes) if len(codes) else float("nan"),
     }

@@ -26,6 +26,20 @@ class L2Normalize(nn.Module):
         return F.normalize(y, p=2.0, dim=1, eps=1e-12)
 
 
+class BlockNormalize(nn.Module):
+    """Each block of consecutive coordinates (``dims``, summing to the row length) scaled to unit l2 norm,
+    then all divided by sqrt(len(dims)): a unit row whose blocks have equal norms, the form in which a
+    product of spherical lattices decodes (``vecspread.codecs.lattice.layout``). No parameters."""
+
+    def __init__(self, dims: tuple[int, ...]) -> None:
+        super().__init__()
+        self.dims = tuple(int(d) for d in dims)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        parts = [F.normalize(part, p=2.0, dim=1, eps=1e-12) for part in torch.split(y, self.dims, dim=1)]
+        return torch.cat(parts, dim=1) / math.sqrt(len(self.dims))
+
+
 class MLP(nn.Module):
     """``self.net`` is the nn.Sequential."""
 
@@ -42,9 +56,11 @@ class MLP(nn.Module):
 
 
 def build_mlp(d_in: int, d_out: int, dint: int, hidden_layers: int, bn_order: str = "bn-relu",
-              normalize: bool = True, out_bn: bool = False, wta_sparsity: float | None = None) -> MLP:
+              normalize: bool = True, out_bn: bool = False, wta_sparsity: float | None = None,
+              blocks: tuple[int, ...] | None = None) -> MLP:
     """[Linear -> BN -> ReLU] x hidden_layers (ReLU -> BN for "relu-bn") -> Linear(dint, d_out)
-    (-> BN(d_out) with ``out_bn``) -> l2-normalise (``normalize``).
+    (-> BN(d_out) with ``out_bn``) -> l2-normalise (``normalize``; with ``blocks``, of two or more block
+    dimensions summing to d_out, each block on its own: :class:`BlockNormalize`).
 
     ``wta_sparsity`` (percent): lifetime sparsity right after each hidden ReLU, in training only
     (``vecspread.neural.sparsity``); it has no weights but moves the indices of the layers after it.
@@ -71,7 +87,7 @@ def build_mlp(d_in: int, d_out: int, dint: int, hidden_layers: int, bn_order: st
     if out_bn:
         layers.append(nn.BatchNorm1d(d_out))
     if normalize:
-        layers.append(L2Normalize())
+        layers.append(BlockNormalize(blocks) if blocks is not None and len(blocks) > 1 else L2Normalize())
     return MLP(layers)
 
 

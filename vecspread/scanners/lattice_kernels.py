@@ -5,7 +5,9 @@ A lattice code decodes to an integer point z with ||z||^2 = r2; the scanner's di
 compute <q, z> in float64 from q's float32 values and z's integers (each product is exact; the sum of at
 most a few hundred of them is correct to ~1e-16), round the distance to float32 once, clamp it at 0,
 and keep the k smallest (distance, id) pairs per query: ties in increasing id order, independently of
-how the codes are cut into blocks or how many queries share a call.
+how the codes are cut into blocks or how many queries share a call. A product of lattices (one unit
+direction z_b / r_b per block of coordinates, all divided by sqrt(n_blocks)) is the same scan with a
+per-coordinate scale folded into the query.
 
 Search-ready forms (:func:`pack_points`): one int8 per coordinate, or two coordinates per byte (4-bit,
 two's complement) when every |z_i| <= 7. Queries are scanned in parallel (``prange``); the codes of a
@@ -129,10 +131,15 @@ def _unpack_tile(points: np.ndarray, t0: int, m: int, d: int, tile: np.ndarray, 
 
 @numba.njit(cache=True, parallel=True, nogil=True)
 def topk(yq: np.ndarray, points: np.ndarray, nibbles: bool, inv_r: float, k: int, id_offset: int,
-         out_d: np.ndarray, out_i: np.ndarray) -> None:
+         out_d: np.ndarray, out_i: np.ndarray, coord_scale: np.ndarray, dot_bound: float) -> None:
     """The k nearest of (nq, d) float32 unit queries among search-ready points ((n, d) int8, or
     (n, ceil(d/2)) uint8 ``nibbles``); ids are id_offset + row. Writes (nq, k) float32 ``out_d`` and
     int64 ``out_i``.
+
+    The code's unit vector is x_j = inv_r * coord_scale[j] * z_j ((d,) float64 ``coord_scale``: all ones
+    for one lattice, r_0 / r_b on block b of a product whose inv_r is 1 / (r_0 sqrt(n_blocks))), so
+    D = ||q||^2 + 1 - 2 inv_r <q * coord_scale, z>; ``dot_bound`` >= inv_r * max(coord_scale) * ||z|| (1
+    for one lattice) scales the float32 screening margin.
 
     Threads take groups of queries; each converts the points tile by tile to float32 and compares
     every query of its group with a tile while it is in cache. A float32 dot product (vectorised)
@@ -143,7 +150,8 @@ def topk(yq: np.ndarray, points: np.ndarray, nibbles: bool, inv_r: float, k: int
     n = points.shape[0]
     group = 8
     n_groups = (nq + group - 1) // group
-    # |<q,z>_float32 - <q,z>| <= gamma_d * ||q|| * ||z||; the distance moves by 2 / r times that
+    # |<q,z>_float32 - <q,z>| <= gamma_d * ||q|| * ||z||; the distance moves by 2 / r times that (times
+    # dot_bound for a product of lattices, where ||q * coord_scale|| ||z|| inv_r <= ||q|| dot_bound)
     gamma = 2.0 * d * 2.0 ** -24
     for g in numba.prange(n_groups):
         q0 = g * group
@@ -155,11 +163,12 @@ def topk(yq: np.ndarray, points: np.ndarray, nibbles: bool, inv_r: float, k: int
         for a in range(m):
             qq = 0.0
             for j in range(d):
-                qv[a, j] = yq[q0 + a, j]
-                qf[a, j] = yq[q0 + a, j]
-                qq += qv[a, j] * qv[a, j]
+                qj = np.float64(yq[q0 + a, j])
+                qv[a, j] = qj * coord_scale[j]
+                qf[a, j] = qv[a, j]
+                qq += qj * qj
             base[a] = qq + 1.0
-            margin[a] = np.float32(4.0 * gamma * (np.sqrt(qq) + 1.0) + 1e-6)
+            margin[a] = np.float32(4.0 * gamma * (np.sqrt(qq) * dot_bound + 1.0) + 1e-6)
         heap_d = np.full((m, k), np.inf, np.float32)
         heap_i = np.full((m, k), -1, np.int64)
         tile = np.empty((TILE, d), np.float32)

@@ -1,7 +1,9 @@
 """The spherical-lattice codec (Sablayrolles et al., ICLR 2019): a vector is quantized to the point of
 S_d^r = {z in Z^d : ||z||^2 = r2} whose direction is nearest to its own, and stored as the point's rank
 in faiss's enumeration of S_d^r (``faiss.ZnSphereCodec``), truncated to the fewest whole bytes.
-The exact counts and the choice of r2 are in ``combinatorics``.
+The exact counts and the choice of r2 are in ``combinatorics``. Past 64 bits (one rank is a uint64) the
+codec is a product of such lattices over consecutive blocks of coordinates, each block's rank in its own
+bytes; the layout rule is in ``layout``.
 
 Facts about faiss's ``ZnSphereCodec`` this module relies on (checked in tests/codecs/test_lattice.py):
 
@@ -9,8 +11,10 @@ Facts about faiss's ``ZnSphereCodec`` this module relies on (checked in tests/co
   values back in y's order with y's signs: the exact maximiser of <y, z> over S_d^r, up to
   float32 rounding of the dot products. The argmax is invariant to positive scaling of y, but
   faiss neither normalises nor guards the degenerate cases: an all-zero row gets a rank that
-  depends on ``std::sort``'s tie order, and a NaN row reads outside the atom table. We therefore
-  reject non-finite input, scale rows by their max-abs value and give zero rows rank 0;
+  depends on ``std::sort``'s tie order, and a NaN row reads outside the atom table. We encode
+  with our own compiled kernel instead (``encode_kernels``: the same enumeration, exact float64
+  choice among the nearest atoms, ties resolved by position; its speed against faiss's is in benchmarks/RESULTS.md), reject
+  non-finite input, scale rows by their max-abs value and give zero rows rank 0;
 - ``decode`` returns the integer point itself (norm sqrt(r2)), not a unit vector;
 - its atoms are enumerated in the same order as ``atoms()`` and each atom owns a contiguous
   range of ranks, so ranks run over exactly 0 .. count_points - 1;
@@ -27,24 +31,35 @@ from typing import Any
 import numpy as np
 
 from vecspread.codecs.base import Codec
-from vecspread.codecs.lattice import SPEC
-from vecspread.codecs.lattice.combinatorics import as_int, bits_of, check_storable, count_points, r2_for_bits
+from vecspread.codecs.lattice import PRODUCT_MAX_BITS, SPEC
+from vecspread.codecs.lattice.combinatorics import as_int, check_storable
+from vecspread.codecs.lattice.layout import Block, code_size, layout_for
 from vecspread.errors import ConfigError, InputError
 
 
 class LatticeCodec(Codec):
-    """Quantize directions onto S_d^r and store each point's uint64 rank in ceil(bits/8) bytes.
+    """Quantize directions onto S_d^r and store each point's uint64 rank in ceil(bits/8) bytes; past 64 bits
+    (or with ``blocks``), the product of such lattices over consecutive blocks of coordinates.
 
-    Give exactly one of ``r2`` (the squared radius) or ``bits`` (the code budget: r2 becomes
-    ``r2_for_bits(d, bits)`` once ``fit`` knows d). Only the dimension of the training data is
-    used. Learned state: ``d_`` and ``r2_``; the faiss codec is rebuilt on demand.
+    Give exactly one of ``r2`` (the squared radius of every block) or ``bits`` (the code budget: the
+    layout of ``layout.layout_for(d, bits, blocks=blocks)`` once ``fit`` knows d). Only the dimension of
+    the training data is used. Learned state: ``d_`` and ``layout_`` (the blocks: dimension, squared
+    radius); ``r2_`` is the radius of a one-block lattice (None for a product). The faiss codecs are
+    rebuilt on demand.
+
+    A product code is the blocks' ranks side by side (block b in ``layout_[b].nbytes`` little-endian
+    bytes); it decodes to the concatenation of the blocks' unit points divided by sqrt(n_blocks), a unit
+    vector: no block norm is stored. Quantizing y picks each block's nearest direction to y's block,
+    which together are the product point nearest to y's direction (all product points have the same
+    norm, and the inner product is the sum of the blocks').
     """
 
     spec = SPEC
     family = "lattice"
     scanner = "lattice"
 
-    r2_: int
+    layout_: tuple[Block, ...]
+    r2_: int | None
 
     def _check_params(self) -> None:
         if (self.r2 is None) == (self.bits is None):
@@ -53,61 +68,102 @@ class LatticeCodec(Codec):
     # -- fitting and state ---------------------------------------------------------------------
 
     def fit(self, yt: np.ndarray) -> "LatticeCodec":
-        """Record d from (n, d) training vectors, resolve r2 and check the lattice is storable."""
+        """Record d from (n, d) training vectors, resolve the layout and check it is storable."""
         if not isinstance(yt, np.ndarray) or yt.ndim != 2:
             raise InputError(f"lattice codec expects (n, d) training vectors, got {_shape_of(yt)}")
-        d = int(yt.shape[1])
-        r2 = self.r2 if self.r2 is not None else r2_for_bits(d, self.bits)
-        self._set_lattice(d, r2)
+        self.check_dimension(int(yt.shape[1]))
         return self
 
-    def _set_lattice(self, d: int, r2: int) -> None:
-        check_storable(d, r2)
+    def check_dimension(self, d: int) -> None:
+        """Resolve (and keep) the layout for d dimensions; ConfigError when it cannot be stored."""
+        self._set_layout(d, layout_for(d, self.bits, self.r2, self.blocks))
+
+    def _set_layout(self, d: int, layout: tuple[Block, ...]) -> None:
         self.d_ = d
-        self.r2_ = r2
-        self.n_points_ = count_points(d, r2)
-        self.__dict__.pop("_faiss_codec", None)  # a refit must not reuse another lattice
+        self.layout_ = layout
+        self.r2_ = layout[0].r2 if len(layout) == 1 else None
+        self.n_points_ = [b.n_points for b in layout]
+        for cached in ("_faiss_codecs", "_encode_tables"):  # a refit must not reuse another lattice
+            self.__dict__.pop(cached, None)
 
     def _require_fitted(self) -> None:
-        if not hasattr(self, "r2_"):
+        if not hasattr(self, "layout_"):
             raise RuntimeError("LatticeCodec is not fitted: call fit() or from_state() first")
 
+    @property
+    def n_blocks(self) -> int:
+        self._require_fitted()
+        return len(self.layout_)
+
     @cached_property
-    def _faiss_codec(self) -> Any:
-        """faiss.ZnSphereCodec(d, r2), built on first use (cheap: it only lists the atoms)."""
+    def _faiss_codecs(self) -> list[Any]:
+        """faiss.ZnSphereCodec(d_b, r2_b) of each block, built on first use (cheap: it only lists the atoms)."""
         import faiss  # imported lazily: the combinatorics above do not need it
 
         self._require_fitted()
-        return faiss.ZnSphereCodec(self.d_, self.r2_)
+        return [faiss.ZnSphereCodec(b.dim, b.r2) for b in self.layout_]
+
+    def _slices(self) -> list[slice]:
+        """The coordinates of each block."""
+        bounds = np.cumsum([0] + [b.dim for b in self.layout_])
+        return [slice(int(a), int(b)) for a, b in zip(bounds, bounds[1:])]
 
     @property
     def code_bits(self) -> int:
-        """Information bits per code: ceil(log2 |S_d^r|)."""
+        """Information bits per code: the sum over blocks of ceil(log2 |S_{d_b}^{r_b}|)."""
         self._require_fitted()
-        return bits_of(self.n_points_)
+        return sum(b.bits for b in self.layout_)
 
     @property
     def code_size(self) -> int:
-        """Bytes per code: ceil(code_bits / 8)."""
-        return (self.code_bits + 7) // 8
+        """Bytes per code: each block's ceil(bits_b / 8), side by side."""
+        self._require_fitted()
+        return code_size(self.layout_)
+
+    def coordinate_scales(self) -> np.ndarray:
+        """(d,) float64: what the integer point of each coordinate is multiplied by in the decoded unit
+        vector, 1 / (r_b sqrt(n_blocks)) for the coordinates of block b."""
+        self._require_fitted()
+        nb = len(self.layout_)
+        return np.concatenate([np.full(b.dim, 1.0 / (math.sqrt(b.r2) * math.sqrt(nb))) for b in self.layout_])
 
     def get_config(self) -> dict[str, Any]:
         self._require_fitted()
-        return {"r2": self.r2_, "d": self.d_, "bits": self.code_bits, "code_size": self.code_size}
+        where = ({"r2": self.r2_} if self.r2_ is not None
+                 else {"blocks": [[b.dim, b.r2] for b in self.layout_]})
+        return {**where, "d": self.d_, "bits": self.code_bits, "code_size": self.code_size}
 
     @classmethod
     def from_state(cls, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> "LatticeCodec":
-        """Rebuild from ``get_config()``; InputError if its bits/code_size disagree with (d, r2)."""
+        """Rebuild from ``get_config()``; InputError if its bits/code_size disagree with the layout."""
         try:
-            d, r2 = config["d"], config["r2"]
-        except (KeyError, TypeError):
-            raise InputError(f"lattice codec state lacks 'd' or 'r2': {config!r}") from None
-        codec = cls(r2=as_int(r2, "r2", 1))
-        codec._set_lattice(as_int(d, "d", 1), codec.r2)
+            d = as_int(config["d"], "d", 1)
+            if "blocks" in config:
+                if not isinstance(config["blocks"], list) or not 1 <= len(config["blocks"]) <= PRODUCT_MAX_BITS:
+                    raise ValueError(f"blocks must be a list of 1 to {PRODUCT_MAX_BITS} [dimension, r2] pairs")
+                layout = tuple(Block(as_int(db, "block dimension", 1), as_int(r2, "block r2", 1))
+                               for db, r2 in config["blocks"])
+                codec = cls(r2=layout[0].r2)
+            else:
+                codec = cls(r2=as_int(config["r2"], "r2", 1))
+                layout = (Block(d, codec.r2),)
+        except (KeyError, TypeError, ValueError, IndexError, ConfigError) as e:
+            raise InputError(f"lattice codec state is not a layout ({e}): {config!r}") from None
+        if sum(b.dim for b in layout) != d:
+            raise InputError(f"lattice codec state: blocks of {[b.dim for b in layout]} dimensions do not make d={d}")
+        try:
+            for b in layout:
+                check_storable(b.dim, b.r2)
+        except ConfigError as e:
+            raise InputError(f"lattice codec state: {e}") from None
+        if sum(b.bits for b in layout) > PRODUCT_MAX_BITS:
+            raise InputError(f"lattice codec state: {sum(b.bits for b in layout)} bits, more than the "
+                             f"{PRODUCT_MAX_BITS} a code may hold")
+        codec._set_layout(d, layout)
         for key, attr in (("bits", "code_bits"), ("code_size", "code_size")):
             if key in config and config[key] != getattr(codec, attr):
                 raise InputError(
-                    f"lattice codec state says {key}={config[key]} but d={d}, r2={r2} gives "
+                    f"lattice codec state says {key}={config[key]} but its layout gives "
                     f"{getattr(codec, attr)}: the model file is inconsistent"
                 )
         return codec
@@ -131,53 +187,83 @@ class LatticeCodec(Codec):
         return y
 
     def _ranks(self, y: np.ndarray) -> np.ndarray:
-        """(n, d) float32 finite -> (n,) uint64 ranks of the nearest lattice directions.
+        """(n, d) float32 finite -> (n, n_blocks) uint64 ranks of each block's nearest lattice direction.
 
-        Rows are divided by their max-abs value first: the argmax is scale-free, and this keeps
+        Each block is divided by its max-abs value first: the argmax is scale-free, and this keeps
         faiss's float32 dot products away from overflow and underflow (an L2 norm of 1e20 would
-        overflow float32). All-zero rows have no direction; they get rank 0, which decodes to
-        ``atoms(d, r2)[0]`` as is (non-negative, in the leading coordinates).
+        overflow float32). An all-zero block has no direction; it gets rank 0, which decodes to
+        ``atoms(d_b, r2_b)[0]`` as is (non-negative, in the leading coordinates).
         """
-        import faiss
+        from vecspread.codecs.lattice.encode_kernels import encode_ranks
+        from vecspread.scanners.lattice_kernels import use_threads
 
+        use_threads()
         n = y.shape[0]
-        scale = np.abs(y).max(axis=1)
-        zero = scale == 0
-        scale[zero] = 1
-        y_scaled = np.ascontiguousarray(y / scale[:, None], dtype=np.float32)
-        ranks = np.empty(n, dtype=np.uint64)
-        if n:
-            self._faiss_codec.encode_multi(n, faiss.swig_ptr(y_scaled), faiss.swig_ptr(ranks))
-        ranks[zero] = 0
+        ranks = np.empty((n, self.n_blocks), dtype=np.uint64)
+        for b, (cols, tables) in enumerate(zip(self._slices(), self._encode_tables)):
+            yb = y[:, cols]
+            scale = np.abs(yb).max(axis=1)
+            zero = scale == 0
+            scale[zero] = 1
+            y_scaled = np.ascontiguousarray(yb / scale[:, None], dtype=np.float32)
+            out = np.empty(n, dtype=np.uint64)
+            if n:
+                encode_ranks(y_scaled, *tables, out)
+            out[zero] = 0
+            ranks[:, b] = out
         return ranks
 
-    def _unit_points(self, ranks: np.ndarray) -> np.ndarray:
-        """(n,) uint64 valid ranks -> (n, d) float32 lattice points scaled to unit norm."""
+    @cached_property
+    def _encode_tables(self) -> list[tuple[np.ndarray, ...]]:
+        """``encode_kernels.enumeration_tables`` of each block, built on first use."""
+        from vecspread.codecs.lattice.encode_kernels import enumeration_tables
+
+        self._require_fitted()
+        return [enumeration_tables(b.dim, b.r2) for b in self.layout_]
+
+    def _integer_points(self, ranks: np.ndarray) -> np.ndarray:
+        """(n, n_blocks) uint64 valid ranks -> (n, d) float32 integer lattice points (block b of squared
+        norm r2_b)."""
         import faiss
 
-        ranks = np.ascontiguousarray(ranks, dtype=np.uint64)
         n = ranks.shape[0]
         points = np.empty((n, self.d_), dtype=np.float32)
-        if n:
-            self._faiss_codec.decode_multi(n, faiss.swig_ptr(ranks), faiss.swig_ptr(points))
-        points *= np.float32(1.0 / math.sqrt(self.r2_))  # faiss returns the integer point
+        for b, (cols, zn) in enumerate(zip(self._slices(), self._faiss_codecs)):
+            rb = np.ascontiguousarray(ranks[:, b], dtype=np.uint64)
+            zb = np.empty((n, cols.stop - cols.start), dtype=np.float32)
+            if n:
+                zn.decode_multi(n, faiss.swig_ptr(rb), faiss.swig_ptr(zb))
+            points[:, cols] = zb
+        return points
+
+    def _unit_points(self, ranks: np.ndarray) -> np.ndarray:
+        """(n, n_blocks) uint64 valid ranks -> (n, d) float32 unit vectors: each block's integer point
+        divided by its radius, and all by sqrt(n_blocks)."""
+        points = self._integer_points(ranks)  # faiss returns the integer point
+        nb = self.n_blocks
+        for block, cols in zip(self.layout_, self._slices()):
+            scale = 1.0 / math.sqrt(block.r2) if nb == 1 else 1.0 / (math.sqrt(block.r2) * math.sqrt(nb))
+            points[:, cols] *= np.float32(scale)
         return points
 
     def quantize(self, y: np.ndarray) -> np.ndarray:
-        """(n, d) float32 -> (n, d) float32 unit-norm nearest lattice direction.
+        """(n, d) float32 -> (n, d) float32 unit-norm nearest lattice (product) direction.
 
         Equal to ``decode(encode(y))`` bit for bit, without packing the ranks into bytes.
         """
         return self._unit_points(self._ranks(self._check_vectors(y, "vectors")))
 
     def encode(self, y: np.ndarray) -> np.ndarray:
-        """(n, d) float32 -> (n, code_size) uint8: little-endian bytes of the uint64 rank."""
+        """(n, d) float32 -> (n, code_size) uint8: each block's uint64 rank as its first ``nbytes``
+        little-endian bytes, the blocks side by side."""
         ranks = self._ranks(self._check_vectors(y, "vectors"))
-        as_bytes = ranks.astype("<u8", copy=False).view(np.uint8).reshape(-1, 8)
-        return np.ascontiguousarray(as_bytes[:, : self.code_size])
+        n = ranks.shape[0]
+        as_bytes = ranks.astype("<u8", copy=False).reshape(n, self.n_blocks, 1).view(np.uint8)
+        return np.ascontiguousarray(np.concatenate(
+            [as_bytes[:, b, : block.nbytes] for b, block in enumerate(self.layout_)], axis=1))
 
     def _codes_to_ranks(self, codes: Any) -> np.ndarray:
-        """(n, code_size) uint8 -> (n,) uint64, refusing codes that are not ranks of S_d^r."""
+        """(n, code_size) uint8 -> (n, n_blocks) uint64, refusing codes that are not ranks of the layout."""
         self._require_fitted()
         if (
             not isinstance(codes, np.ndarray)
@@ -189,19 +275,30 @@ class LatticeCodec(Codec):
                 f"lattice codes must be (n, {self.code_size}) uint8, got {_shape_of(codes)}"
                 + (f" {codes.dtype}" if isinstance(codes, np.ndarray) else "")
             )
-        padded = np.zeros((codes.shape[0], 8), dtype=np.uint8)
-        padded[:, : self.code_size] = codes
-        ranks = padded.view("<u8").ravel().astype(np.uint64, copy=False)
-        if ranks.size and ranks.max() >= np.uint64(self.n_points_):
-            raise InputError(
-                f"lattice codes hold ranks >= {self.n_points_} (the number of points for "
-                f"d={self.d_}, r2={self.r2_}): they come from another codec"
-            )
+        n = codes.shape[0]
+        ranks = np.empty((n, self.n_blocks), dtype=np.uint64)
+        start = 0
+        for b, block in enumerate(self.layout_):
+            padded = np.zeros((n, 8), dtype=np.uint8)
+            padded[:, : block.nbytes] = codes[:, start : start + block.nbytes]
+            start += block.nbytes
+            ranks[:, b] = padded.view("<u8").ravel()
+            if n and ranks[:, b].max() >= np.uint64(block.n_points):
+                where = f"d={block.dim}, r2={block.r2}" + (f" (block {b})" if self.n_blocks > 1 else "")
+                raise InputError(
+                    f"lattice codes hold ranks >= {block.n_points} (the number of points for "
+                    f"{where}): they come from another codec"
+                )
         return ranks
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
-        """(n, code_size) uint8 -> (n, d) float32 unit-norm lattice points (integer point / sqrt(r2))."""
+        """(n, code_size) uint8 -> (n, d) float32 unit vectors: the lattice point / sqrt(r2) (a product:
+        the blocks' so scaled points side by side, divided by sqrt(n_blocks))."""
         return self._unit_points(self._codes_to_ranks(codes))
+
+    def integer_points(self, codes: np.ndarray) -> np.ndarray:
+        """(n, code_size) uint8 -> (n, d) int8: the integer lattice point of each block, side by side."""
+        return self._integer_points(self._codes_to_ranks(codes)).astype(np.int8)
 
 
 def _shape_of(a: Any) -> str:

@@ -247,12 +247,22 @@ def describe(d: int, r2: int) -> dict[str, Any]:
     }
 
 
-def lattice_report(d: int, r2: int | None = None, bits: int | None = None, list_atoms: bool = False) -> dict[str, Any]:
+def lattice_report(d: int, r2: int | None = None, bits: int | None = None, list_atoms: bool = False,
+                   blocks: int | None = None) -> dict[str, Any]:
     """``vecspread atoms``: :func:`describe` of S_d^r for ``r2``, or for the largest r2 that fits ``bits``
-    (then ``bits_budget`` too), and the atoms themselves with ``list_atoms``."""
+    (then ``bits_budget`` too), and the atoms themselves with ``list_atoms``. Past 64 bits, or with
+    ``blocks``, the product layout ``encode --codec lattice`` would use (``layout.describe_layout``)."""
     if (r2 is None) == (bits is None):
         raise ConfigError("give exactly one of --r2 or --bits")
     d = _at_most(as_int(d, "--dim", 1), ATOMS_MAX_DIM, "--dim")
+    if blocks is not None or (bits is not None and bits > LATTICE_MAX_BITS):
+        from vecspread.codecs.lattice.layout import describe_layout, layout_for
+
+        if list_atoms:
+            raise ConfigError("--list lists the atoms of one lattice: run `vecspread atoms --dim D --r2 R --list` "
+                              "with the D and R of one block")
+        info = describe_layout(layout_for(d, bits, r2, blocks))
+        return {**info, **({"bits_budget": bits} if bits is not None else {})}
     if r2 is None:
         r2 = r2_for_bits(d, _at_most(as_int(bits, "--bits", 1), ATOMS_MAX_BITS, "--bits"))
     info = describe(d, _at_most(as_int(r2, "--r2", 0), ATOMS_MAX_R2, "--r2"))

@@ -1,7 +1,9 @@
 """The catalyzer (Sablayrolles et al., ICLR 2019): an MLP onto the unit sphere trained with the triplet
 rank loss plus the KoLeo entropy regulariser. Its hyper-parameters; the paper's defaults unless noted."""
 
-from vecspread.codecs.lattice import LATTICE_MAX_BITS, R2_MAX
+import dataclasses
+
+from vecspread.codecs.lattice import BLOCKS, PRODUCT_MAX_BITS, R2_MAX
 from vecspread.limits import MAX_DIM, MAX_K
 from vecspread.neural import NEURAL_PARAMS, WTA_SPARSITY
 from vecspread.params import Param, ParamSet, positive_floats
@@ -52,9 +54,15 @@ PARAMS = ParamSet(
           convert=lr_schedule),
     Param("quantizer_train", str, help="'lattice': end-to-end training through the lattice (straight-through)",
           choices=("none", "lattice"), default_text="off"),
-    Param("bits", int, 64, "Lattice budget in bits for validation and end-to-end training", ge=1,
-          le=LATTICE_MAX_BITS),
+    Param("bits", int, 64, "Lattice budget in bits for validation and end-to-end training (past 64 bits a "
+          "product of lattices over blocks of the output)", ge=1, le=PRODUCT_MAX_BITS),
     Param("r2", int, help="Lattice squared radius (instead of --bits)", ge=1, le=R2_MAX),
+    dataclasses.replace(BLOCKS, help="Lattice blocks of the output for validation and end-to-end training (default: one up "
+                   "to 64 bits, ceil(bits/64) above, as encode --codec lattice cuts them)"),
+    Param("block_norm", bool, True, "With a product lattice, normalise each block of the output on its own, "
+          "divided by sqrt(blocks), as the codec decodes it (--no-block-norm: the whole output)", negatable=True),
+    Param("koleo", str, "whole", "KoLeo over the whole output, or per-block: the mean over the product "
+          "lattice's blocks of each block's KoLeo", choices=("whole", "per-block")),
     Param("mining", str, "auto", "Neighbour search for positives and hard negatives: exact (brute force), "
           "ivf (faiss IVF-Flat, 4 sqrt(n) lists: sub-quadratic; its recall against exact is in "
           f"benchmarks/RESULTS.md) or auto (ivf from {AUTO_IVF_MIN:,} training vectors on the CPU, exact below and on a "

@@ -61,6 +61,12 @@ Decisions the paper leaves open, taken here (each one also noted where it is imp
   released, since the layers after a sparse one would otherwise normalise the dense activations of
   inference with statistics of sparse ones. Off by default; measured in benchmarks/RESULTS.md.
 
+- **Product lattices** (``bits`` past 64, or ``blocks``; ``vecspread.codecs.lattice.layout``): the codec
+  decodes every block to a unit direction / sqrt(blocks), so by default (``block_norm``) the network's
+  last layer normalises each block of the output that way (``BlockNormalize``) instead of the whole
+  output, and validation and end-to-end training use the product codec. ``koleo="per-block"`` takes
+  the mean of the blocks' KoLeo instead of KoLeo over the whole output. Measured in RESULTS.md.
+
 The split, input scale, reproducibility, validation, budget and checkpoints are the shared trainer's
 (``vecspread.neural.trainer``). The catalyzer validates the sign bits and the lattice at ``bits`` (or
 ``r2``); ``val_codec`` picks whose 1-recall@10 the kept-epoch rule reads.
@@ -105,7 +111,22 @@ class CatalyzerTransform(NeuralTransform):
             raise ConfigError("--self-positive needs --kpos 2 or more (the point itself plus at least one neighbour)")
 
     def build_network(self, d_in: int) -> MLP:
-        return build_mlp(d_in, self.dout, self.dint, self.hidden_layers, self.bn_order, wta_sparsity=self.wta_sparsity)
+        return build_mlp(d_in, self.dout, self.dint, self.hidden_layers, self.bn_order, wta_sparsity=self.wta_sparsity,
+                         blocks=self.output_blocks() if self.block_norm else None)
+
+    def output_blocks(self) -> tuple[int, ...] | None:
+        """The dimensions of the product lattice's blocks (``--bits`` past 64 or ``--blocks``) when the model
+        is made for the lattice (``--val-codec lattice`` or end-to-end), else None (also for one block, and
+        for a layout that cannot be stored: the objective refuses it)."""
+        if self.val_codec != "lattice" and self.quantizer_train != "lattice":
+            return None
+        from vecspread.codecs.lattice.layout import layout_for
+
+        try:
+            layout = layout_for(self.dout, None if self.r2 is not None else self.bits, self.r2, self.blocks)
+        except ConfigError:
+            return None
+        return tuple(b.dim for b in layout) if len(layout) > 1 else None
 
     def codec_name(self) -> str | None:
         """The codec it validated with (``--val-codec``): stored in the model, so ``encode`` needs no ``--codec``."""
@@ -115,7 +136,8 @@ class CatalyzerTransform(NeuralTransform):
         """The lattice of its validation (``--bits`` or ``--r2``) for the stored lattice codec."""
         if self.val_codec != "lattice":
             return {}
-        return {"r2": self.r2} if self.r2 is not None else {"bits": self.bits}
+        where = {"r2": self.r2} if self.r2 is not None else {"bits": self.bits}
+        return {**where, **({"blocks": self.blocks} if self.blocks is not None else {})}
 
     def resolved(self) -> dict[str, Any]:
         """``lam`` as used, and ``mining`` once a run has resolved "auto"."""
@@ -175,7 +197,9 @@ class CatalyzerTransform(NeuralTransform):
         """An unfitted LatticeCodec at ``r2`` or ``bits``."""
         from vecspread.codecs.lattice.codec import LatticeCodec
 
-        return LatticeCodec(r2=self.r2) if self.r2 is not None else LatticeCodec(bits=self.bits)
+        if self.r2 is not None:
+            return LatticeCodec(r2=self.r2, blocks=self.blocks)
+        return LatticeCodec(bits=self.bits, blocks=self.blocks)
 
 
 class CatalyzerObjective(Objective):
@@ -187,12 +211,17 @@ class CatalyzerObjective(Objective):
         self.lam = t.effective_lam()
         self.kept_codec = t.val_codec
         self._validate_lattice = validate_lattice
+        blocks = t.output_blocks() if t.koleo == "per-block" else None
+        self.koleo = koleo_loss if blocks is None else lambda y: torch.stack(
+            [koleo_loss(part) for part in torch.split(y, blocks, dim=1)]).mean()
 
     def describe(self) -> str:
         t = self.t
         return f"dout {t.dout}, dint {t.dint}, lam {self.lam:g}, {t.mining_} mining" + (
             f" (nprobe {t.nprobe})" if t.mining_ == "ivf" else "") + (
-            f", wta sparsity {t.wta_sparsity:g}%" if t.wta_sparsity is not None else "")
+            f", wta sparsity {t.wta_sparsity:g}%" if t.wta_sparsity is not None else "") + (
+            f", output blocks {'+'.join(map(str, blocks))} ({'normalised each' if t.block_norm else 'one sphere'}"
+            f", {t.koleo} KoLeo)" if (blocks := t.output_blocks()) else "")
 
     def validation_codecs(self) -> dict[str, Any]:
         return {"lattice": self.t._lattice_codec} if self._validate_lattice else {}
@@ -249,7 +278,7 @@ class CatalyzerObjective(Objective):
         if self.quantize is not None:
             ypn = straight_through(ypn, self.quantize)
         l_rank, violated = triplet_loss(ya, ypn[:bs], ypn[bs:], return_violations=True)
-        l_koleo = koleo_loss(ya)
+        l_koleo = self.koleo(ya)
         return l_rank + self.lam * l_koleo, bs, {"triplet": l_rank.item(), "koleo": l_koleo.item(),
                                                  "violated": violated.item()}
 
