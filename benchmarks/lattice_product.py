@@ -29,6 +29,7 @@ import time
 from datetime import date
 
 import faiss
+import h5py
 import numpy as np
 
 from vecspread.codecs.lattice.codec import LatticeCodec
@@ -92,7 +93,8 @@ def main() -> None:
 
     with Dataset(args.dataset) as ds:
         xt, xb, xq = ds.read("learn"), ds.read("train"), ds.read("test")
-        gt_I, gt_D = ds.file["neighbors"][()], ds.file["distances"][()]
+    with h5py.File(args.dataset, "r") as f:
+        gt_I, gt_D = f["neighbors"][()], f["distances"][()]
     sources = [(m, load_transform(m)) for m in args.model]
     if args.pca:
         pca, _ = fit_method("pca", xt, dout=args.pca)
