@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with Dataset(args.data) as ds:
         xq = ds.read("test", args.nq)
-        gt_I = ds.file["neighbors"][: len(xq)].astype(np.int64)
-        gt_D = ds.file["distances"][: len(xq)].astype(np.float32)
+        gt_I = ds.art.file["neighbors"][: len(xq)].astype(np.int64)
+        gt_D = ds.art.file["distances"][: len(xq)].astype(np.float32)
         code_sets: list[tuple[str, np.ndarray, np.ndarray]] = []
         if not args.no_lsh:
             t0 = time.perf_counter()

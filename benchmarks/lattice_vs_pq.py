@@ -47,7 +47,7 @@ def main() -> None:
     threads = set_threads(args.threads)
     with Dataset(args.dataset) as ds:
         xt, xb, xq = ds.read("learn"), ds.read("train"), ds.read("test")
-        gt_I, gt_D = ds.file["neighbors"][()], ds.file["distances"][()]
+        gt_I, gt_D = ds.art.file["neighbors"][()], ds.art.file["distances"][()]
     k = args.k
 
     pca = PCATransform(dout=24).fit(xt)
