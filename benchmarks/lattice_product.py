@@ -90,6 +90,7 @@ def main() -> None:
 
     from vecspread.api import load_transform
     from vecspread.stages.train import fit_method
+    from vecspread.transforms.chain import ChainTransform
 
     with Dataset(args.dataset) as ds:
         xt, xb, xq = ds.read("learn"), ds.read("train"), ds.read("test")
@@ -100,7 +101,7 @@ def main() -> None:
         pca, _ = fit_method("pca", xt, dout=args.pca)
         sources.append((f"pca {args.pca}", pca))
         rotation, _ = fit_method("rotation", pca.apply(xt), dout=args.pca, seed=0)
-        sources.append((f"pca {args.pca} + rotation", _Chain(pca, rotation)))
+        sources.append((f"pca {args.pca} + rotation", ChainTransform([pca, rotation])))
 
     rows = []
     for name, transform in sources:
@@ -128,19 +129,6 @@ def main() -> None:
     print("|---|---:|---|---|---:|---:|---:|")
     for name, nb, how, layout, r in rows:
         print(f"| {name} | {nb} | {how} | {layout} | " + " | ".join(f"{v:.3f}" for v in r) + " |")
-
-
-class _Chain:
-    """Two fitted transforms one after the other (``apply`` and ``apply_query``)."""
-
-    def __init__(self, first, second) -> None:
-        self.first, self.second = first, second
-
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        return self.second.apply(self.first.apply(x))
-
-    def apply_query(self, x: np.ndarray) -> np.ndarray:
-        return self.second.apply_query(self.first.apply_query(x))
 
 
 if __name__ == "__main__":

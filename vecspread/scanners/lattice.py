@@ -3,7 +3,7 @@
 D = ||q/||q|| - z/r||^2 for the lattice point z (||z||^2 = r2) of each code, clamped at 0; an all-zero
 query has no direction and is at distance 1 from every code. A product code's unit vector is its blocks'
 z_b / r_b side by side divided by sqrt(n_blocks); its points are scanned the same way, the blocks' scales
-folded into the query (``LatticeCodec.coordinate_scales``). A block's search-ready form holds each
+folded into the query (``LatticeScanner._scales``). A block's search-ready form holds each
 point's integer coordinates, one int8 each, or two per byte when every |z_i| <= 7
 (``lattice_kernels.pack_points``), decoded once with faiss's ``ZnSphereCodec``; the compiled kernels of
 ``lattice_kernels`` scan them with float64 dot products summed in coordinate order, so that the order

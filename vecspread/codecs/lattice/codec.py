@@ -120,13 +120,6 @@ class LatticeCodec(Codec):
         self._require_fitted()
         return code_size(self.layout_)
 
-    def coordinate_scales(self) -> np.ndarray:
-        """(d,) float64: what the integer point of each coordinate is multiplied by in the decoded unit
-        vector, 1 / (r_b sqrt(n_blocks)) for the coordinates of block b."""
-        self._require_fitted()
-        nb = len(self.layout_)
-        return np.concatenate([np.full(b.dim, 1.0 / (math.sqrt(b.r2) * math.sqrt(nb))) for b in self.layout_])
-
     def get_config(self) -> dict[str, Any]:
         self._require_fitted()
         where = ({"r2": self.r2_} if self.r2_ is not None
