@@ -47,11 +47,6 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def blockwise(y: np.ndarray, layout) -> list[np.ndarray]:
-    bounds = np.cumsum([0] + [b.dim for b in layout])
-    return [y[:, a:b] for a, b in zip(bounds, bounds[1:])]
-
-
 def with_norms(yb: np.ndarray, yq: np.ndarray, bits: int, nb: int, norm_bits: int | None) -> np.ndarray:
     """I (nq, K) of the unit queries against the database decoded as (block norm) x (lattice direction);
     ``norm_bits`` None: exact float norms and all ``bits`` for the directions."""
@@ -59,11 +54,11 @@ def with_norms(yb: np.ndarray, yq: np.ndarray, bits: int, nb: int, norm_bits: in
     codec = LatticeCodec(bits=dir_bits, blocks=nb).fit(yb[:1])
     directions = codec.decode(codec.encode(yb)) * np.float32(np.sqrt(nb))  # unit per block
     y = unit_rows(yb)
-    norms = np.stack([np.linalg.norm(p, axis=1) for p in blockwise(y, codec.layout_)], axis=1)
+    norms = np.stack([np.linalg.norm(p, axis=1) for p in (y[:, cols] for cols in codec.block_slices())], axis=1)
     if norm_bits is not None:
         levels = (1 << norm_bits) - 1
         norms = np.round(np.clip(norms, 0, 1) * levels) / levels
-    parts = [d * n[:, None] for d, n in zip(blockwise(directions, codec.layout_), norms.T)]
+    parts = [d * n[:, None] for d, n in zip((directions[:, cols] for cols in codec.block_slices()), norms.T)]
     x = np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32)
     index = faiss.IndexFlatL2(x.shape[1])
     index.add(x)

@@ -148,11 +148,10 @@ def lattice_code_usage(codes: np.ndarray, codec: Any) -> dict[str, Any]:
     tables = [atoms(b.dim, b.r2) for b in codec.layout_]
     indexes = [{a: i for i, a in enumerate(table)} for table in tables]
     counts = [np.zeros(len(table), np.int64) for table in tables]
-    bounds = np.cumsum([0] + [b.dim for b in codec.layout_])
     for s in range(0, len(codes), _CODE_CHUNK):
         points = codec.integer_points(codes[s : s + _CODE_CHUNK]).astype(np.int64)
-        for block, lo, hi, index, count in zip(codec.layout_, bounds, bounds[1:], indexes, counts):
-            zb = points[:, lo:hi]
+        for block, cols, index, count in zip(codec.layout_, codec.block_slices(), indexes, counts):
+            zb = points[:, cols]
             if np.any((zb * zb).sum(axis=1) != block.r2):
                 raise InputError(f"decoded lattice points do not all have squared norm {block.r2}: codes damaged?")
             keys = -np.sort(-np.abs(zb), axis=1)

@@ -103,8 +103,8 @@ class LatticeCodec(Codec):
         self._require_fitted()
         return [faiss.ZnSphereCodec(b.dim, b.r2) for b in self.layout_]
 
-    def _slices(self) -> list[slice]:
-        """The coordinates of each block."""
+    def block_slices(self) -> list[slice]:
+        """The coordinates of each block, in order."""
         bounds = np.cumsum([0] + [b.dim for b in self.layout_])
         return [slice(int(a), int(b)) for a, b in zip(bounds, bounds[1:])]
 
@@ -193,7 +193,7 @@ class LatticeCodec(Codec):
         use_threads()
         n = y.shape[0]
         ranks = np.empty((n, self.n_blocks), dtype=np.uint64)
-        for b, (cols, tables) in enumerate(zip(self._slices(), self._encode_tables)):
+        for b, (cols, tables) in enumerate(zip(self.block_slices(), self._encode_tables)):
             yb = y[:, cols]
             scale = np.abs(yb).max(axis=1)
             zero = scale == 0
@@ -221,7 +221,7 @@ class LatticeCodec(Codec):
 
         n = ranks.shape[0]
         points = np.empty((n, self.d_), dtype=np.float32)
-        for b, (cols, zn) in enumerate(zip(self._slices(), self._faiss_codecs)):
+        for b, (cols, zn) in enumerate(zip(self.block_slices(), self._faiss_codecs)):
             rb = np.ascontiguousarray(ranks[:, b], dtype=np.uint64)
             zb = np.empty((n, cols.stop - cols.start), dtype=np.float32)
             if n:
@@ -234,7 +234,7 @@ class LatticeCodec(Codec):
         divided by its radius, and all by sqrt(n_blocks)."""
         points = self._integer_points(ranks)  # faiss returns the integer point
         nb = self.n_blocks
-        for block, cols in zip(self.layout_, self._slices()):
+        for block, cols in zip(self.layout_, self.block_slices()):
             scale = 1.0 / math.sqrt(block.r2) if nb == 1 else 1.0 / (math.sqrt(block.r2) * math.sqrt(nb))
             points[:, cols] *= np.float32(scale)
         return points
