@@ -41,6 +41,18 @@ JsonReport = Annotated[bool, typer.Option("--json", help="Print the whole report
 BlockSize = Annotated[int, typer.Option("--block-size", callback=within(ge=1, le=MAX_BLOCK_SIZE), help="Database vectors per block (at most 2^24): memory is bounded by this, not by the database size.")]
 Ranks = Annotated[str, typer.Option("--at", help="Comma-separated ranks k.")]
 
+
+def _cluster_address(ctx: typer.Context, value: Optional[str]) -> Optional[str]:
+    if value is None or ctx.resilient_parsing:
+        return value
+    from vecspread.cluster.connect import check_address
+
+    return check_address(value)
+
+
+Cluster = Annotated[Optional[str], typer.Option("--cluster", callback=_cluster_address, rich_help_panel="Cluster (Dask)", help="Run on a Dask cluster, split by database row ranges: tcp://HOST:PORT (a running `dask scheduler`; every worker must read the input paths) or local:N (N worker processes here). --threads is then per task (default: local:N, the cores over N; workers, their cores over their task slots). The same results as one process with that many threads. Needs vecspread[cluster].")]
+ShardRows = Annotated[Optional[int], typer.Option("--shard-rows", callback=within(ge=1), rich_help_panel="Cluster (Dask)", help="Database rows per cluster task (gt and encode round it up to whole --block-size blocks; a manifest's shards are its own tasks; default: about 4 tasks per worker).")]
+
 def _flag_type(option: Any, ctx: Any) -> Optional[str]:
     """Typer's rich help labels on/off flags "<bool>", as if they took a value: show no type for them."""
     return None if option.is_flag else _typer_display_type(option, ctx)
@@ -119,13 +131,15 @@ def gt_cmd(
     dataset: str = typer.Argument(..., help="Dataset artifact (or ann-benchmarks HDF5 file)."),
     output: Output = None, k: int = typer.Option(100, "-k", callback=within(ge=1, le=MAX_K), help="Neighbours per query (at most 100000)."),
     block_size: BlockSize = 65536, threads: Threads = None, as_json: Json = False,
+    cluster: Cluster = None, shard_rows: ShardRows = None,
 ) -> None:
     """Exact k-nearest neighbours of the queries in the database (faiss, block by block)."""
     output = output or derived(naming.groundtruth(dataset))
     out_path, (dataset,) = prepare(output, [dataset], threads, as_json)
     from vecspread.stages.groundtruth import compute_groundtruth
 
-    run_stage("ground truth", output, as_json, compute_groundtruth, dataset, out_path, k, block_size=block_size)
+    run_stage("ground truth", output, as_json, compute_groundtruth, dataset, out_path, k, block_size=block_size,
+              cluster=cluster, shard_rows=shard_rows, threads=threads)
 
 
 @command("train", options=method_options, after="method", help="Fit a transform (the 'spreading' map applied "
@@ -202,15 +216,23 @@ def encode_cmd(
     dataset: str = typer.Argument(..., help="Dataset whose database (train set) is encoded."),
     output: Output = None,
     codec: Optional[CodecName] = typer.Option(None, "--codec", "-c", help=_listing(CODECS) + ". PQ-family codecs are trained on the transformed learn set and searched with ADC (queries unquantized). Default: the codec trained with the model, if any."),
-    block_size: BlockSize = 65536, threads: Threads = None, as_json: Json = False, options: dict = {},
+    block_size: BlockSize = 65536, threads: Threads = None, as_json: Json = False,
+    cluster: Cluster = None, shard_rows: ShardRows = None,
+    shard_files: bool = typer.Option(False, "--shard-files", rich_help_panel="Cluster (Dask)", help="With --cluster: keep the codes in one shard file per task, beside the output (NAME.shard-00000-of-00008.h5 ...), and write the output as their manifest, which search accepts as a codes file (default: one codes file)."),
+    options: dict = {},
 ) -> None:
     """Transform the database with the model and encode it; the codes file carries the model."""
     output = output or derived(naming.codes(model, codec.value if codec else None))
+    if shard_files and cluster is None:
+        usage("--shard-files writes the shards of a sharded run: give --cluster too")
+    if shard_files and output == "-":
+        usage("--shard-files writes shard files beside the output: give -o a file name, not '-'")
     out_path, (model, dataset) = prepare(output, [model, dataset], threads, as_json)
     from vecspread.stages.encode import encode_dataset
 
     run_stage("encoded", output, as_json, encode_dataset, model, dataset, out_path, codec.value if codec else None,
-              options, block_size=block_size)
+              options, block_size=block_size, cluster=cluster, shard_files=shard_files, shard_rows=shard_rows,
+              threads=threads)
 
 
 @command("search", options=scanner_options, after="block_size")
@@ -221,18 +243,20 @@ def search_cmd(
     block_size: Optional[int] = typer.Option(None, "--block-size", callback=within(ge=1, le=MAX_BLOCK_SIZE), help="Codes per scan block (default: 64 MiB of codes, e.g. 8M codes of 64 bits): streamed codes take this much memory."),
     query_batch: Optional[int] = typer.Option(None, "--query-batch", callback=within(ge=1, le=MAX_BLOCK_SIZE), help="Scan the queries this many at a time, as a service answering requests would, and record the latency of each batch (p50/p95/p99; default: all queries at once)."),
     memory_mb: Optional[float] = typer.Option(None, "--memory-mb", callback=within(ge=0), help="Memory the codes' search-ready form may take, in MiB (default: half the available memory); past it the codes are streamed from the file at every batch."),
-    threads: Threads = None, as_json: Json = False, options: dict = {},
+    threads: Threads = None, as_json: Json = False, cluster: Cluster = None, shard_rows: ShardRows = None,
+    options: dict = {},
 ) -> None:
     """Transform the queries with the stored model and scan the codes with the codec's scanner (Hamming, asymmetric lattice, ADC for PQ-family codes, E2LSH collisions).
 
-    The codes are loaded once in their scanner's search-ready form (lattice points as small integers, scanned by compiled kernels without decoding; PQ codes in a faiss index; binary codes as they are) and the queries answered --query-batch at a time. With --tables L --bits-per-table K [--probes P], binary codes are looked up in L hash tables instead (FALCONN-style); the results record the mean number of candidates per query.
+    The codes are loaded once in their scanner's search-ready form (lattice points as small integers, scanned by compiled kernels without decoding; PQ codes in a faiss index; binary codes as they are) and the queries answered --query-batch at a time. With --tables L --bits-per-table K [--probes P], binary codes are looked up in L hash tables instead (FALCONN-style); the results record the mean number of candidates per query. With --cluster, row ranges of the codes (a manifest's shards) are scanned by the workers and their top k merged: the same results.
     """
     output = output or derived(naming.results(codes))
     out_path, (codes, dataset) = prepare(output, [codes, dataset], threads, as_json)
     from vecspread.stages.search import search_codes
 
     run_stage("searched", output, as_json, search_codes, codes, dataset, out_path, k, block_size=block_size,
-              query_batch=query_batch, memory_mb=memory_mb, threads=threads, options=options)
+              query_batch=query_batch, memory_mb=memory_mb, threads=threads, options=options, cluster=cluster,
+              shard_rows=shard_rows)
 
 
 @command("eval")

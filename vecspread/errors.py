@@ -30,6 +30,11 @@ class OutputError(VecspreadError):
     """An output could not be written (disk full, file size limit, I/O error): nothing was left behind."""
 
 
+class ClusterError(VecspreadError):
+    """The cluster could not finish the work (a shard's workers kept dying, the scheduler went away):
+    nothing was written."""
+
+
 class CheckFailed(VecspreadError):
     """A requested check (e.g. ``eval --min-recall``) was not met: exit code 1."""
 

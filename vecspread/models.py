@@ -15,6 +15,7 @@ from vecspread.errors import ConfigError, InputError, LineageError
 from vecspread.io.artifacts import Artifact, components_fingerprint, mismatch, open_artifact, write_artifact
 from vecspread.io.components import read_component, write_component
 from vecspread.io.safety import reading
+from vecspread.io.sharded import is_manifest, open_manifest
 from vecspread.transforms import STORED_TYPES, transform_class
 
 
@@ -46,9 +47,14 @@ def open_model(path: str) -> tuple[Artifact, Any]:
 
 
 def open_codes(path: str) -> tuple[Artifact, Any, Any]:
-    """A codes artifact with its transform and codec rebuilt (no code from the file is executed)."""
+    """A codes artifact with its transform and codec rebuilt (no code from the file is executed).
+
+    A codes manifest (``vecspread.io.sharded``) opens as a :class:`~vecspread.io.sharded.ShardedCodes`,
+    whose ``/codes`` are its shards', every shard checked first."""
     art = open_artifact(path, "codes", role="codes")
     try:
+        if is_manifest(art):  # codes spread over shard files (``encode --cluster ... --shard-files``)
+            art = open_manifest(art)
         if not art.has("codes") or not art.has("codec"):
             raise InputError(f"codes {path}: missing /codes or /codec (file damaged?)")
         recorded = art.file.attrs.get("components_fingerprint")

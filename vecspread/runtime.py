@@ -118,7 +118,7 @@ def _set_faiss_torch(n: int) -> None:
         torch.set_num_threads(n)
 
 
-_BLAS_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+BLAS_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def _limit_blas_threads(n: int) -> None:
@@ -126,5 +126,5 @@ def _limit_blas_threads(n: int) -> None:
     setting of these variables wins."""
     if "numpy" in sys.modules:
         return
-    for var in _BLAS_VARIABLES:
+    for var in BLAS_VARIABLES:
         os.environ.setdefault(var, str(n))

@@ -38,7 +38,8 @@ from vecspread.io.atomic import abandon, atomic_output, reserve_space, write_fai
 from vecspread.io.paths import readable_file, writable_target
 from vecspread.io.preflight import preflight
 
-KINDS = ("dataset", "groundtruth", "model", "codes", "results")
+#: "shard": one row range of a sharded codes set, listed by a codes manifest (``vecspread.io.sharded``)
+KINDS = ("dataset", "groundtruth", "model", "codes", "results", "shard")
 DISTANCES = ("euclidean", "angular", "dot")
 DEFAULT_BLOCK_SIZE = 65536
 
@@ -123,19 +124,27 @@ class Artifact(Closing):
         with safety.reading(self.path):
             return self.member(name)[()]
 
-    def blocks(self, name: str, block_size: int = DEFAULT_BLOCK_SIZE) -> Iterator[tuple[int, np.ndarray]]:
+    def blocks(self, name: str, block_size: int = DEFAULT_BLOCK_SIZE, start: int = 0,
+               stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """(start, raw block) of ``name`` in row order; after the last block, the member's recorded digest
-        is checked (InputError when it differs, before the caller can finish its output)."""
+        is checked (InputError when it differs, before the caller can finish its output).
+
+        ``start``/``stop``: only rows [start, stop) (a shard of a sharded run, ``vecspread.cluster``),
+        in blocks of ``block_size`` counted from ``start``; the digest covers the whole member, so it is
+        checked only when the range is all of it.
+        """
         ds = self.member(name)
-        rec = self._recorded(name)
+        n = ds.shape[0]
+        stop = n if stop is None else min(int(stop), n)
+        rec = self._recorded(name) if start == 0 and stop == n else None
         digest = fingerprints.MemberDigest(name, ds) if rec is not None else None
-        for start in range(0, ds.shape[0], block_size):
+        for begin in range(int(start), stop, block_size):
             with safety.reading(self.path):
-                block = ds[start : start + block_size]
+                block = ds[begin : min(begin + block_size, stop)]
             if digest is not None:
                 digest.update(block)
-            yield start, block
-        if digest is not None and digest.hexdigest() != rec.get("digest"):
+            yield begin, block
+        if digest is not None and rec is not None and digest.hexdigest() != rec.get("digest"):
             raise InputError(f"{self.path}: '{name}' does not match its recorded fingerprint (file modified or "
                              "damaged after it was written)")
 
@@ -259,6 +268,7 @@ def _kind_hint(expected: tuple[str, ...]) -> str:
         "model": " (make one with `vecspread train`)",
         "codes": " (make one with `vecspread encode`)",
         "results": " (make one with `vecspread search`)",
+        "shard": " (written by `vecspread encode --cluster ... --shard-files`)",
     }
     return hints.get(expected[0], "")
 

@@ -78,10 +78,12 @@ class Dataset(Closing):
     def size(self, name: str) -> int:
         return int(self.member(name).shape[0])
 
-    def blocks(self, name: str, block_size: int = DEFAULT_BLOCK_SIZE) -> Iterator[tuple[int, np.ndarray]]:
+    def blocks(self, name: str, block_size: int = DEFAULT_BLOCK_SIZE, start: int = 0,
+               stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Yield (start, (bs, d) float32) blocks of set ``name``, the whole set verified against its recorded
-        fingerprint after the last block; refuses NaN/inf and overflowing values."""
-        for start, block in self.art.blocks(name, block_size):
+        fingerprint after the last block; refuses NaN/inf and overflowing values. ``start``/``stop``: rows
+        [start, stop) only (one shard; not verified, see :meth:`Artifact.blocks`)."""
+        for start, block in self.art.blocks(name, block_size, start, stop):
             yield start, self._as_float(name, start, block)
 
     def read(self, name: str, limit: int | None = None) -> np.ndarray:

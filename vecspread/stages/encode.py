@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
@@ -22,13 +23,19 @@ from vecspread.stages.train import codec_training_set
 
 def encode_dataset(
     model: str, dataset: str, output: str, codec_name: str | None, options: dict[str, Any], *,
-    block_size: int = DEFAULT_BLOCK_SIZE, progress: Progress | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE, cluster: str | None = None, shard_files: bool = False,
+    shard_rows: int | None = None, threads: int | None = None, progress: Progress | None = None,
 ) -> dict:
     """Encode the dataset's database (``train``) and write ``/codes`` (n, code_size) uint8 plus the model.
 
     ``codec_name`` None uses the codec trained with the model (methods such as pq or itq store one).
+    ``cluster``: encode row ranges on a Dask cluster (``vecspread.cluster``; the same bytes), into one
+    codes file or, with ``shard_files``, shard files beside ``output`` and ``output`` their manifest
+    (``vecspread.io.sharded``); ``threads`` per task (default: see :func:`vecspread.cluster.connect`).
     """
     progress = as_progress(progress)
+    if shard_files and cluster is None:
+        raise ConfigError("--shard-files writes the shards of a sharded run: give --cluster too")
     model_art, transform = open_model(model)
     with model_art, Dataset(dataset) as ds:
         if ds.d != transform.d_in:
@@ -47,13 +54,23 @@ def encode_dataset(
             if faiss_messages.summary(printed):
                 progress.log(faiss_messages.summary(printed))
         n = ds.size("train")
+        params = {"codec": codec_name, **codec.get_config(), "method": model_art.params.get("method"),
+                  **({"chain": model_art.params["chain"]} if model_art.params.get("chain") else {})}
+        inputs = [provenance(model_art, "model"), provenance(ds.art, "dataset")]
+
+        def write_groups(f: Any) -> None:
+            with reading(model):  # HDF5 copies the group as stored: damage reading did not meet shows here
+                model_art.file.copy(model_art.group("transform"), f, "transform")
+            write_component(f.create_group("codec"), codec_name, codec.get_config(), codec.get_arrays())
+            f.attrs["components_fingerprint"] = components_fingerprint(f)
+
         t0 = time.perf_counter()
-        with write_artifact(
-            output, "codes",
-            params={"codec": codec_name, **codec.get_config(), "method": model_art.params.get("method"),
-                    **({"chain": model_art.params["chain"]} if model_art.params.get("chain") else {})},
-            inputs=[provenance(model_art, "model"), provenance(ds.art, "dataset")], expected_bytes=n * codec.code_size + os.path.getsize(model),
-        ) as f:
+        if cluster is not None:
+            return _encode_sharded(cluster, model, model_art, ds, codec, codec_name, output, params, inputs,
+                                   write_groups, block_size=block_size, shard_files=shard_files,
+                                   shard_rows=shard_rows, threads=threads, progress=progress)
+        with write_artifact(output, "codes", params=params, inputs=inputs,
+                            expected_bytes=n * codec.code_size + os.path.getsize(model)) as f:
             codes = f.create_dataset("codes", shape=(n, codec.code_size), dtype=np.uint8,
                                      chunks=(max(1, min(n, 1 << 16)), codec.code_size))
             progress.start(n, f"encode {codec_name}")
@@ -63,12 +80,53 @@ def encode_dataset(
             progress.finish()
             seconds = time.perf_counter() - t0
             f.attrs["encode_seconds"] = seconds
-            with reading(model):  # HDF5 copies the group as stored: damage reading did not meet shows here
-                model_art.file.copy(model_art.group("transform"), f, "transform")
-            write_component(f.create_group("codec"), codec_name, codec.get_config(), codec.get_arrays())
-            f.attrs["components_fingerprint"] = components_fingerprint(f)
+            write_groups(f)
+    return _summary(n, codec_name, codec, seconds, None)
+
+
+def _summary(n: int, codec_name: str, codec: Any, seconds: float, cluster: dict | None) -> dict:
     return {"n": n, "codec": codec_name, "bits": codec.code_bits, "code_size": codec.code_size,
-            "encode_seconds": round(seconds, 3), "vectors_per_second": round(n / max(seconds, 1e-9))}
+            "encode_seconds": round(seconds, 3), "vectors_per_second": round(n / max(seconds, 1e-9)),
+            **({"cluster": cluster} if cluster is not None else {})}
+
+
+def _encode_sharded(cluster: str, model: str, model_art: Artifact, ds: Dataset, codec: Any, codec_name: str,
+                    output: str, params: dict, inputs: list, write_groups: Any, *, block_size: int,
+                    shard_files: bool, shard_rows: int | None, threads: int | None, progress: Progress) -> dict:
+    """``encode`` on a Dask cluster: shard files written by the workers, then one codes file assembled
+    from them (verified) or their manifest (``shard_files``). Written last, either way."""
+    from vecspread.cluster import sharded
+    from vecspread.cluster.tasks import EncodeJob
+    from vecspread.io.sharded import write_shard_table
+
+    t0 = time.perf_counter()
+    n = ds.size("train")
+    components = sharded.model_groups_fingerprint(write_groups)
+    job = EncodeJob(os.path.abspath(model), model_art.fingerprint, os.path.abspath(ds.path), ds.fingerprint,
+                    codec_name, codec.get_config(), codec.get_arrays(), components, n, block_size, None, inputs)
+    refs, parts, ran = sharded.encode(cluster, job, output, shard_files=shard_files, shard_rows=shard_rows,
+                                      threads=threads, progress=progress)
+    try:
+        with write_artifact(output, "codes", params=params, inputs=inputs,
+                            expected_bytes=(0 if shard_files else n * codec.code_size) + os.path.getsize(model)) as f:
+            if parts is not None:
+                codes = f.create_dataset("codes", shape=(n, codec.code_size), dtype=np.uint8,
+                                         chunks=(max(1, min(n, 1 << 16)), codec.code_size))
+                sharded.copy_shards(codes, refs, parts, codec.code_size, components, output, block_size, progress)
+            else:
+                write_shard_table(f, refs, codec.code_size)
+            seconds = time.perf_counter() - t0
+            f.attrs["encode_seconds"] = seconds
+            f.attrs["cluster"] = json.dumps(ran, sort_keys=True)
+            write_groups(f)
+            if f.attrs["components_fingerprint"] != components:
+                raise AssertionError("the model groups written differ from those the shards record")
+    finally:
+        sharded.remove_parts(parts)
+    summary = _summary(n, codec_name, codec, seconds, ran)
+    if shard_files:
+        summary["shard_files"] = [r.file for r in refs]
+    return summary
 
 
 def _model_codec(model_art: Artifact, options: dict[str, Any]) -> Any:

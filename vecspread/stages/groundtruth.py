@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -17,17 +18,26 @@ QUERY_BLOCK = 16384
 
 def compute_groundtruth(
     dataset: str, output: str, k: int = 100, *, block_size: int = DEFAULT_BLOCK_SIZE,
+    cluster: str | None = None, shard_rows: int | None = None, threads: int | None = None,
     progress: Progress | None = None,
 ) -> dict:
     """Write a groundtruth artifact: ``neighbors`` (nq, k) int64 and ``distances`` (nq, k) float32.
 
     Memory is bounded by ``block_size`` database rows and ``QUERY_BLOCK`` queries, not by N.
+    ``cluster``: split the database in row ranges over a Dask cluster (``vecspread.cluster``; same result),
+    ``threads`` per task (default: see :func:`vecspread.cluster.connect`).
     """
     progress = as_progress(progress)
     with Dataset(dataset) as ds:
         n, nq = ds.size("train"), ds.size("test")
         check_k(k, n)
         t0 = time.perf_counter()
+        if cluster is not None:
+            from vecspread.cluster import sharded
+
+            D, I, ran = sharded.knn(cluster, ds, k, block_size=block_size, query_block=QUERY_BLOCK,
+                                    shard_rows=shard_rows, threads=threads, progress=progress)
+            return _write(output, ds, k, I, D, time.perf_counter() - t0, ran)
         I = np.empty((nq, k), np.int64)
         D = np.empty((nq, k), np.float32)
         n_qblocks = -(-nq // QUERY_BLOCK)
@@ -44,15 +54,22 @@ def compute_groundtruth(
             Dq, Iq = knn_blocks(xq, blocks(), k, ds.distance)
             D[qstart : qstart + len(xq)], I[qstart : qstart + len(xq)] = Dq, Iq
         progress.finish()
-        seconds = time.perf_counter() - t0
-        with write_artifact(
-            output, "groundtruth", params={"k": k, "distance": ds.distance, "n": n},
-            inputs=[provenance(ds.art, "dataset")], attrs={"distance": ds.distance, "seconds": seconds},
-            expected_bytes=I.nbytes + D.nbytes,
-        ) as f:
-            f.create_dataset("neighbors", data=I)
-            f.create_dataset("distances", data=D)
-    return {"nq": nq, "n": n, "k": k, "distance": ds.distance, "seconds": round(seconds, 3)}
+        return _write(output, ds, k, I, D, time.perf_counter() - t0)
+
+
+def _write(output: str, ds: Dataset, k: int, I: np.ndarray, D: np.ndarray, seconds: float,
+           cluster: dict | None = None) -> dict:
+    attrs: dict = {"distance": ds.distance, "seconds": seconds}
+    if cluster is not None:
+        attrs["cluster"] = json.dumps(cluster, sort_keys=True)
+    with write_artifact(
+        output, "groundtruth", params={"k": k, "distance": ds.distance, "n": ds.size("train")},
+        inputs=[provenance(ds.art, "dataset")], attrs=attrs, expected_bytes=I.nbytes + D.nbytes,
+    ) as f:
+        f.create_dataset("neighbors", data=I)
+        f.create_dataset("distances", data=D)
+    return {"nq": len(I), "n": ds.size("train"), "k": k, "distance": ds.distance, "seconds": round(seconds, 3),
+            **({"cluster": cluster} if cluster is not None else {})}
 
 
 def check_k(k: int, n: int, what: str = "-k") -> None:

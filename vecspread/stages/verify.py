@@ -2,7 +2,8 @@
 
 Stages check what they read as they read it (``vecspread.io.fingerprints``); ``verify`` checks all of a
 file at once, for any kind vecspread writes (dataset, groundtruth, model, codes, results, checkpoint),
-and also that nothing in it points outside it (``vecspread.io.safety``).
+and also that nothing in it points outside it (``vecspread.io.safety``). A codes manifest is checked with
+its shards (each against the manifest, and in full).
 """
 
 from __future__ import annotations
@@ -50,8 +51,33 @@ def verify_file(path: str) -> dict[str, Any]:
         record["problems"] = [f"cannot be read ({str(e).splitlines()[0][:160] if str(e) else type(e).__name__})"]
         return record
     record["problems"] = [text_of(f"{d} does not match its recorded fingerprint") for d in differ]
-    record["status"] = FAILED if differ else OK
+    if record["kind"] == "codes" and not differ:
+        record["problems"] += _shard_problems(path)
+    record["status"] = FAILED if record["problems"] else OK
     return record
+
+
+def _shard_problems(path: str) -> list[str]:
+    """A codes manifest's shards (``vecspread.io.sharded``), each checked against the manifest and in full."""
+    from vecspread.io.artifacts import open_artifact
+    from vecspread.io.sharded import is_manifest, open_manifest
+
+    problems: list[str] = []
+    with open_artifact(path, "codes") as art:
+        if not is_manifest(art):
+            return problems
+        try:
+            manifest = open_manifest(art, check_shards=False)
+        except InputError as e:
+            return [text_of(_without_path(str(e), path), 400)]
+        for ref in manifest.shards:
+            try:
+                with manifest.open_shard(ref) as shard:
+                    problems += [text_of(f"shard {ref.file}: {d} does not match its recorded fingerprint")
+                                 for d in shard.verify()]
+            except InputError as e:
+                problems.append(text_of(_without_path(str(e), path), 400))
+    return problems
 
 
 def _without_path(message: str, path: str) -> str:
