@@ -32,6 +32,7 @@ METHOD_OPTIONS = {
     "catalyzer": {"dout": 8, "bits": 16, "val_size": (0, 10), "kneg": 5, **NEURAL},
     "nphash": {"bits": 16, "k": 5, "proxies": 60, "batch_size": 64, "val_size": (60, 10), **NEURAL},
     "wta": {"dout": 16, "hidden": (16,), "batch_size": 64, "val_size": (60, 10), "epochs": 1},
+    "softmax": {"dout": 8, "batch_size": 64, "val_size": (0, 10), **NEURAL},
     "lsh": {"bits": 16}, "lsh-thresholds": {"bits": 16}, "itq": {"bits": 16},
     "pq": {"bits": 32}, "opq": {"bits": 32, "train_iters": 1}, "lsq": {"bits": 32, "train_iters": 1, "encode_ils_iters": 1},
     "sign-alsh": {"bits": 16}, "l2-alsh": {"bits": 16}, "simple-lsh": {"bits": 16},
@@ -52,6 +53,12 @@ def x() -> np.ndarray:
     return (rng.standard_normal((400, D)) @ rng.standard_normal((D, D))).astype(np.float32)
 
 
+def supervised(method: str) -> dict:
+    """What ``fit`` takes besides the vectors: the labels of a supervised method (softmax), 5 classes."""
+    cls = METHODS[spec_name(method)].load()
+    return {"labels": np.arange(400) % 5} if getattr(cls, "needs_labels", False) else {}
+
+
 def test_every_registered_class_is_checked():
     assert set(METHOD_OPTIONS) == set(METHODS.names)
     assert set(CODEC_OPTIONS) == set(CODECS.names)
@@ -64,7 +71,7 @@ def test_every_registered_class_is_checked():
 
 @pytest.mark.parametrize("method", METHODS.names)
 def test_transform_fits_maps_and_round_trips(method, x):
-    transform, codec = fit_method(method, x, **METHOD_OPTIONS[method])
+    transform, codec = fit_method(method, x, **METHOD_OPTIONS[method], **supervised(method))
     y, yq = transform.apply(x[:50]), transform.apply_query(x[:50])
     for out in (y, yq):
         assert out.shape == (50, transform.d_out) and out.dtype == np.float32 and np.isfinite(out).all()
@@ -87,8 +94,8 @@ def test_transform_fit_returns_self_and_is_seeded(method, x):
     spec = METHODS[spec_name(method)]
     options = {k: v for k, v in METHOD_OPTIONS[method].items() if k in spec.params}
     a = spec.load()(**options)
-    assert a.fit(x) is a
-    b = spec.load()(**options).fit(x)
+    assert a.fit(x, **supervised(method)) is a
+    b = spec.load()(**options).fit(x, **supervised(method))
     np.testing.assert_array_equal(a.apply(x[:20]), b.apply(x[:20]))
 
 

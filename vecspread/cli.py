@@ -111,19 +111,24 @@ def import_cmd(
     distance: Distance = typer.Option("euclidean", "--distance", help="Similarity of the dataset: euclidean (L2), angular (cosine) or dot (inner product)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="Format of the base, queries and learn files, for names without (or with another) extension: fvecs, bvecs, ivecs, fbin, u8bin, i8bin, ibin, npy."),
     groundtruth_fmt: Optional[str] = typer.Option(None, "--groundtruth-format", help="Format of the --groundtruth file: ivecs, ibin (big-ann-benchmarks ground truth, ids then distances, is recognised) or npy."),
+    train_labels: Optional[str] = typer.Option(None, "--train-labels", help="Class of each base vector, in order (a 1-D integer .npy, or .ivecs with d = 1); stored as train_labels."),
+    test_labels: Optional[str] = typer.Option(None, "--test-labels", help="Class of each query (same formats); stored as test_labels."),
+    learn_labels: Optional[str] = typer.Option(None, "--learn-labels", help="Class of each learn vector (same formats); stored as learn_labels."),
     block_size: BlockSize = 65536,
     as_json: Json = False,
 ) -> None:
     """Import vector files into a dataset artifact (ann-benchmarks HDF5 layout plus a learn set)."""
-    if "-" in (base, queries, learn, groundtruth):
+    if "-" in (base, queries, learn, groundtruth, train_labels, test_labels, learn_labels):
         usage("import reads vector files by name; '-' (standard input) is only for HDF5 artifacts")
     output = output or derived(naming.imported(base))
-    out_path, _ = prepare(output, [base, queries, learn, groundtruth], as_json=as_json)
+    labels = {split: path for split, path in (("train", train_labels), ("test", test_labels), ("learn", learn_labels))
+              if path is not None}
+    out_path, _ = prepare(output, [base, queries, learn, groundtruth, *labels.values()], as_json=as_json)
     from vecspread.stages.importing import import_dataset
 
     run_stage("imported", output, as_json, import_dataset, base, out_path, queries=queries, learn=learn,
               groundtruth=groundtruth, distance=distance.value, fmt=fmt, groundtruth_fmt=groundtruth_fmt,
-              block_size=block_size)
+              labels=labels, block_size=block_size)
 
 
 @command("gt")
@@ -132,14 +137,16 @@ def gt_cmd(
     output: Output = None, k: int = typer.Option(100, "-k", callback=within(ge=1, le=MAX_K), help="Neighbours per query (at most 100000)."),
     block_size: BlockSize = 65536, threads: Threads = None, as_json: Json = False,
     cluster: Cluster = None, shard_rows: ShardRows = None,
+    model: Optional[str] = typer.Option(None, "--model", help="A softmax model (train --method softmax): the ground truth of its class search instead, i.e. for each query's representation the k class vectors of largest inner product (the first is the exact softmax's class)."),
 ) -> None:
     """Exact k-nearest neighbours of the queries in the database (faiss, block by block)."""
     output = output or derived(naming.groundtruth(dataset))
-    out_path, (dataset,) = prepare(output, [dataset], threads, as_json)
+    check_new_file(model, "--model", what="a model file")
+    out_path, (dataset, model) = prepare(output, [dataset, model], threads, as_json)
     from vecspread.stages.groundtruth import compute_groundtruth
 
     run_stage("ground truth", output, as_json, compute_groundtruth, dataset, out_path, k, block_size=block_size,
-              cluster=cluster, shard_rows=shard_rows, threads=threads)
+              cluster=cluster, shard_rows=shard_rows, threads=threads, model=model)
 
 
 @command("train", options=method_options, after="method", help="Fit a transform (the 'spreading' map applied "

@@ -18,8 +18,8 @@ def run_shards(cluster: Cluster, fn: Callable[..., Any], shards: list[tuple[int,
     """``fn(shared, start, stop, *per_shard[i], *extra)`` on the cluster for every shard ``i``; yields
     ``(i, result)`` as each finishes (in any order), advancing ``progress`` by the shard's rows.
 
-    ``shared`` (the job description) and each of ``extra`` (e.g. the queries) are sent to the workers
-    once, not once per task. A worker that dies mid-task has its task run again elsewhere (Dask's
+    ``shared`` (the job description) and each of ``extra`` (e.g. the queries) are sent to the cluster
+    once, not once per task, as tasks that return them (recomputed if the worker holding them dies). A worker that dies mid-task has its task run again elsewhere (Dask's
     ``allowed_failures``); when a shard's workers keep dying, or the scheduler goes away, ClusterError.
     The task's own errors (a changed input, a bad file) come back as they were raised. On any error,
     or Ctrl-C, the shards still running are cancelled.
@@ -29,7 +29,10 @@ def run_shards(cluster: Cluster, fn: Callable[..., Any], shards: list[tuple[int,
     progress = as_progress(progress)
     client = cluster.client
     token = uuid.uuid4().hex[:12]
-    scattered = client.scatter([shared, *extra], broadcast=True, hash=False)
+    # the shared inputs go to the cluster once, as tasks of their own (not scattered data): a worker that
+    # dies holding them has them recomputed by the scheduler, like any lost result
+    scattered = [client.submit(_hold, value, key=f"vecspread-{label}-{token}-input-{j}", pure=False)
+                 for j, value in enumerate([shared, *extra])]
     futures = []
     for i, (start, stop) in enumerate(shards):
         args = (*(per_shard[i] if per_shard else ()),)
@@ -57,6 +60,11 @@ def run_shards(cluster: Cluster, fn: Callable[..., Any], shards: list[tuple[int,
         client.cancel(futures)
         raise
     progress.finish()
+
+
+def _hold(value: Any) -> Any:
+    """A task whose result is its argument: how the shared inputs of a run live on the cluster."""
+    return value
 
 
 def _allowed_failures() -> int:

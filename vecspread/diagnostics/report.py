@@ -92,6 +92,14 @@ def inspect(
             raise InputError(
                 f"{model_or_codes} expects {transform.d_in}-dimensional vectors but {dataset} has {ds.d}"
             )
+        if callable(getattr(transform, "class_vectors", None)):  # a softmax model: its class search
+            from vecspread.diagnostics.classes import class_report
+
+            return {"artifact": model_or_codes, "kind": kind, "method": art.params.get("method"),
+                    "d_in": int(transform.d_in), "d_out": int(transform.d_out), "dataset": dataset,
+                    "class_search": class_report(transform, ds, nq=nq, codes_art=art if kind == "codes" else None,
+                                                 codec=codec, seed=seed),
+                    "seconds": round(time.perf_counter() - t0, 3)}
         n_db = ds.size("train")
         db = _Sample(ds, _sample_ids(n_db, sample, seed), transform, block_size)
         if k > db.n:
@@ -147,6 +155,8 @@ def inspect(
 
 def summarize(report: dict[str, Any]) -> dict[str, Any]:
     """The headline numbers of an :func:`inspect` report, flat, for a terminal summary (no arrays)."""
+    if "class_search" in report:
+        return _class_summary(report)
     out: dict[str, Any] = {
         "artifact": report["artifact"], "method": report.get("method"),
         "dims": f"{report['d_in']} -> {report['d_out']}",
@@ -179,6 +189,25 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
     if "recall" in report:
         for kk, v in report["recall"]["ids"].items():
             out[f"{kk}-recall@{kk} ids / tie-aware"] = f"{v:.4f} / {report['recall']['tie_aware'][kk]:.4f}"
+    return out
+
+
+def _class_summary(report: dict[str, Any]) -> dict[str, Any]:
+    c = report["class_search"]
+    out: dict[str, Any] = {"artifact": report["artifact"], "method": report.get("method"),
+                           "dims": f"{report['d_in']} -> {report['d_out']}", "classes": c["classes"],
+                           "queries": c["nq"]}
+    if c["accuracy"] is not None:
+        out["accuracy (exact softmax)"] = round(c["accuracy"], 4)
+    out["mean correct angle (deg)"] = round(c["mean_correct_angle"], 2)
+    rn, cn = c["representation_norm"], c["class_vector_norm"]
+    out["representation norm (std/mean)"] = f"{rn['mean']:.3g} ({rn['relative_std']:.3f})"
+    out["class vector norm (std/mean)"] = f"{cn['mean']:.3g} ({cn['relative_std']:.3f})"
+    for name, tb in c["table_balance"].items():
+        out[f"table balance {name.replace('_', ' ')} (M/M*)"] = round(tb["ratio"], 3)
+    for key in ("index_top1", "relative_accuracy"):
+        if c.get(key) is not None:
+            out[key.replace("_", " ")] = round(c[key], 4)
     return out
 
 

@@ -18,7 +18,8 @@ class Dataset(Closing):
     """A dataset artifact (ann-benchmarks layout plus optional ``learn``), read in float32 blocks.
 
     ``train`` is the database (n, d), ``test`` the queries (nq, d), ``learn`` optional training
-    vectors, ``neighbors``/``distances`` optional ground truth. Stored dtypes may be uint8 or float32.
+    vectors, ``neighbors``/``distances`` optional ground truth, ``<set>_labels`` optional class labels
+    (n,) int64 of a set (:meth:`labels`). Stored dtypes may be uint8 or float32.
     Every set is checked before it is used (``vecspread.io.safety``), read in full it is verified
     against its recorded fingerprint, and values are refused when not finite or so large that squared
     distances would overflow float32 (:func:`max_abs_value`).
@@ -93,6 +94,25 @@ class Dataset(Closing):
             return self._as_float(name, 0, self.art.read(name))
         return self._as_float(name, 0, ds[:limit])
 
+    def has_labels(self, name: str) -> bool:
+        """Whether set ``name`` ("train", "test", "learn") carries class labels (``<name>_labels``)."""
+        return self.has(f"{name}_labels")
+
+    def labels(self, name: str) -> np.ndarray:
+        """The class of each vector of set ``name``: (n,) int64, verified, one per row, non-negative."""
+        key = f"{name}_labels"
+        if not self.has(key):
+            raise InputError(f"{self.role} {self.path}: its '{name}' set has no class labels ('{key}'); import them "
+                             f"with `vecspread import ... --{name}-labels FILE`")
+        ds = self.member(key)
+        if ds.ndim != 1 or ds.dtype.kind not in "iu" or ds.shape[0] != self.size(name):
+            raise InputError(f"{self.role} {self.path}: '{key}' is {ds.shape} {ds.dtype}, expected ({self.size(name)},) "
+                             "integer labels, one per vector")
+        y = np.asarray(self.art.read(key), np.int64)
+        if len(y) and y.min() < 0:
+            raise InputError(f"{self.role} {self.path}: '{key}' holds a negative label at row {int(np.argmin(y))}")
+        return y
+
     def read_rows(self, name: str, ids: np.ndarray, block_size: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:
         """Rows ``ids`` (any order, repeats allowed) of set ``name`` as (len(ids), d) float32, read in
         sorted runs of at most ``block_size`` distinct rows."""
@@ -130,20 +150,26 @@ class Dataset(Closing):
 
         Uses ``learn`` when present; otherwise a random sample of ``train`` (and says so).
         """
-        if self.has("learn"):
-            n = self.size("learn")
-            if limit is None or limit >= n:
-                return self.read("learn"), f"learn set ({n} vectors)"
-            ids = np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
-            return self.read_rows("learn", ids), f"{limit} random vectors of the learn set ({n})"
-        n = self.size("train")
-        if limit is None or limit >= n:
-            return self.read("train"), f"no learn set: fitting on the whole database ({n} vectors)"
-        ids = np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
-        return (
-            self.read_rows("train", ids),
-            f"no learn set: fitting on {limit} random database vectors of {n}",
-        )
+        name, ids, note = self.training_rows(limit, seed)
+        return (self.read(name) if ids is None else self.read_rows(name, ids)), note
+
+    def training_labels(self, limit: int | None, seed: int = 0) -> np.ndarray:
+        """The classes (n,) int64 of the vectors :meth:`training_set` gives, in its order (InputError
+        when that set has no labels)."""
+        name, ids, _ = self.training_rows(limit, seed)
+        labels = self.labels(name)
+        return labels if ids is None else labels[ids]
+
+    def training_rows(self, limit: int | None, seed: int = 0) -> tuple[str, np.ndarray | None, str]:
+        """Which vectors fit a model: the set ("learn", else "train"), its sorted row ids (None: all of
+        it; else a seeded sample of ``limit``) and the note saying so."""
+        name = "learn" if self.has("learn") else "train"
+        n = self.size(name)
+        ids = None if limit is None or limit >= n else np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
+        if name == "learn":
+            return name, ids, f"learn set ({n} vectors)" if ids is None else f"{limit} random vectors of the learn set ({n})"
+        return name, ids, (f"no learn set: fitting on the whole database ({n} vectors)" if ids is None else
+                           f"no learn set: fitting on {limit} random database vectors of {n}")
 
     def close(self) -> None:
         self.art.close()

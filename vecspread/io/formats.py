@@ -393,3 +393,37 @@ def _convert(path: str, fmt: str, block: np.ndarray, target: np.dtype, start: in
             f"({info.min}..{info.max}) of .{fmt}; rescale them or pick another format"
         )
     return block.astype(target)
+
+
+# --- class labels -----------------------------------------------------------------------------
+
+
+def read_labels(path: str, fmt: str | None = None) -> np.ndarray:
+    """One non-negative integer class label per vector, as (n,) int64: a 1-D (or (n, 1)) integer ``.npy``,
+    or an ``.ivecs`` / ``.ibin`` file of one component per row. InputError (one line) otherwise."""
+    path = os.fspath(path)
+    fmt = _resolve_format(path, fmt)
+    if _SPECS[fmt].layout == "npy":
+        if _readable_size(path) == 0:
+            raise InputError(f"{path}: file is empty; give a file that holds labels")
+        shape, dtype, _ = _npy_header(path)
+        if dtype.hasobject:
+            raise InputError(f"{path}: holds Python objects, which are never unpickled; save an integer array instead")
+        if len(shape) == 2 and shape[1] == 1:
+            shape = shape[:1]
+        if len(shape) != 1 or dtype.kind not in "iu":
+            raise InputError(f"{path}: labels must be a 1-D integer array (one class per vector), got {dtype} {shape}")
+        labels = np.load(path, allow_pickle=False).reshape(-1)
+    else:
+        vf = open_vectors(path, fmt)
+        if vf.d != 1 or vf.dtype.kind not in "iu":
+            raise InputError(f"{path}: labels must be one integer per row, got {vf.d} {vf.dtype} components per row "
+                             "(save them as .ivecs with d = 1, or as a 1-D .npy)")
+        labels = vf.read_all().reshape(-1)
+    labels = labels.astype(np.int64)
+    if len(labels) == 0:
+        raise InputError(f"{path}: holds no labels")
+    if labels.min() < 0:
+        raise InputError(f"{path}: label {int(labels.min())} at row {int(np.argmin(labels))} is negative; classes "
+                         "are numbered from 0")
+    return labels

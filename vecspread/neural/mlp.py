@@ -106,6 +106,7 @@ def init_mlp(net: nn.Module, gen: torch.Generator) -> None:
             if isinstance(m, nn.Linear):
                 bound = 1.0 / math.sqrt(m.in_features)
                 nn.init.uniform_(m.weight, -bound, bound, generator=gen)
-                nn.init.uniform_(m.bias, -bound, bound, generator=gen)
+                if m.bias is not None:
+                    nn.init.uniform_(m.bias, -bound, bound, generator=gen)
             elif isinstance(m, nn.BatchNorm1d):
                 m.reset_parameters()

@@ -69,10 +69,22 @@ class Objective:
 
     #: the validation codec whose 1-recall@10 picks the kept epoch
     kept_codec: str = "sign"
+    #: the validation record's entry that picks the kept epoch (None: ``<kept_codec>_r10``), and its
+    #: name in the log (None: "<kept_codec> 1-recall@10") and on the progress bar
+    kept_key: str | None = None
+    kept_label: str | None = None
+    kept_short: str = "1-R@10"
 
     def describe(self) -> str:
         """The hyper-parameters that matter, for the first log line of a run."""
         return ""
+
+    def make_validator(self, xq: np.ndarray, query_ids: np.ndarray) -> Any:
+        """The validation of a method that is not judged by nearest-neighbour recall: an object with
+        ``nq`` and ``run(forward) -> dict`` (holding :attr:`kept_key`), for the held-out (nq, d_in) float32
+        queries ``xq`` (scaled as the network sees them), rows ``query_ids`` of the training set given to
+        ``fit``. None (the default): the trainer's :class:`~vecspread.neural.validation.Validator`."""
+        return None
 
     def validation_codecs(self) -> dict[str, Any]:
         """Codecs validated besides the sign bits: label -> factory of an unfitted codec."""
@@ -111,6 +123,30 @@ class Objective:
         counts as the steps'. Default: nothing."""
 
 
+class AdamBatches(Objective):
+    """An objective that steps through the training vectors in mini-batches of the method's
+    ``batch_size`` with Adam at its ``lr`` (constant): the WTA autoencoder's and the softmax's. It keeps
+    the method as ``t`` and the scaled training vectors, on the device, as ``xs``."""
+
+    t: Any
+
+    def optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.Adam(net.parameters(), lr=float(self.t.lr))
+
+    def n_steps(self, ntr: int) -> int:
+        return -(-ntr // int(self.t.batch_size))
+
+    def prepare(self, x_train: np.ndarray, xs: np.ndarray, device: torch.device) -> str:
+        self.device = device
+        self.xs = torch.from_numpy(xs).to(device)
+        return ""
+
+    def batch(self, plan: dict[str, torch.Tensor], b: int) -> torch.Tensor:
+        """The training-vector ids of step ``b`` (``plan["order"]``, a permutation), on the device."""
+        bs = int(self.t.batch_size)
+        return plan["order"][b * bs : (b + 1) * bs].to(self.device)
+
+
 def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> None:
     """Train ``method`` (a ``NeuralTransform``) on (n, d_in) float32 ``xt``; sets its fitted state."""
     t_start = time.perf_counter()
@@ -121,9 +157,11 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
     ndb, nq = split_sizes(method.val_size, n, method.default_validation)
     perm = np.random.default_rng(method.seed).permutation(n)
     val_q, val_db = np.sort(perm[:nq]), np.sort(perm[nq : nq + ndb])
-    x_train = xt[np.sort(perm[nq + ndb :])]
+    train_ids = np.sort(perm[nq + ndb :])
+    x_train = xt[train_ids]
     ntr = len(x_train)
     method._device = device  # the objective may choose by it (the catalyzer mines on a GPU)
+    method.split_ = {"train": train_ids, "queries": val_q, "database": val_db}  # rows of xt, for labels
     objective = method.objective(ntr, nq, report)
     mean_norm = float(np.linalg.norm(x_train, axis=1).astype(np.float64).mean())
     if not math.isfinite(mean_norm) or mean_norm <= 0:
@@ -139,7 +177,7 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
     method.input_scale_, method.net_, method._device = scale, net, device
 
     nb = objective.n_steps(ntr)
-    key = f"{objective.kept_codec}_r10"
+    key = objective.kept_key or f"{objective.kept_codec}_r10"
     run_key = {**method.get_params(), **method.resolved(), "data": fingerprint(xt)}
     state = _RunState()
     if run.resume:
@@ -153,6 +191,8 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
     method.prepare_seconds_ = time.perf_counter() - t0
     validator = None
     if nq > 0:
+        validator = objective.make_validator(xt[val_q] * np.float32(scale), val_q)
+    if nq > 0 and validator is None:
         xdb = xt[val_db] if ndb > 0 else x_train  # ndb 0: the queries are searched in the training set
         validator = Validator(xdb * np.float32(scale), xt[val_q] * np.float32(scale), objective.validation_codecs())
     split = f"{ndb} + {nq} queries" if ndb else f"{nq} queries in the training set" if nq else "none"
@@ -190,7 +230,7 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
         t_mining = time.perf_counter() - t0
         t0 = time.perf_counter()
         net.train()
-        report.start(nb, _bar_text(method, epoch, planned, state.history, key))
+        report.start(nb, _bar_text(method, epoch, planned, state.history, key, objective.kept_short))
         report.advance(state.step)
         pending = 0
         b = state.step
@@ -267,7 +307,8 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
     method.best_epoch_ = state.best_epoch
     if validator is not None and state.best_epoch is not None:
         kept = next(r[key] for r in state.history if r["epoch"] == state.best_epoch and key in r)
-        line = f"kept the model of epoch {state.best_epoch} ({objective.kept_codec} 1-recall@10 {kept:.4f}"
+        label = objective.kept_label or f"{objective.kept_codec} 1-recall@10"
+        line = f"kept the model of epoch {state.best_epoch} ({label} {kept:.4f}"
         if kept < state.best_score:
             top = next(r["epoch"] for r in state.history if r.get(key) == state.best_score)
             line += (f"; the best, {state.best_score:.4f} at epoch {top}, is within one standard error "
@@ -323,7 +364,8 @@ def _not_above(lr: float | None, last: float | None) -> bool:
     return lr is None or last is None or lr <= last * (1 + 1e-9)
 
 
-def _bar_text(method: Any, epoch: int, planned: int, history: list[dict[str, Any]], key: str) -> str:
+def _bar_text(method: Any, epoch: int, planned: int, history: list[dict[str, Any]], key: str,
+              short: str = "1-R@10") -> str:
     """The training bar's label: the epoch, and the last epoch's loss and validation 1-recall@10."""
     text = f"{method.name} epoch {epoch + 1}/{planned}"
     if history:
@@ -331,7 +373,7 @@ def _bar_text(method: Any, epoch: int, planned: int, history: list[dict[str, Any
         text += f" | loss {last.get('loss', float('nan')):.4g}"
         scored = [r for r in history if key in r]
         if scored:
-            text += f" | val 1-R@10 {scored[-1][key]:.3f}"
+            text += f" | val {short} {scored[-1][key]:.3f}"
     return text
 
 

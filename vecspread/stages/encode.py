@@ -29,6 +29,8 @@ def encode_dataset(
     """Encode the dataset's database (``train``) and write ``/codes`` (n, code_size) uint8 plus the model.
 
     ``codec_name`` None uses the codec trained with the model (methods such as pq or itq store one).
+    A softmax model's codes are those of its class vectors (:func:`class_vectors`), and the codec is
+    fitted on them.
     ``cluster``: encode row ranges on a Dask cluster (``vecspread.cluster``; the same bytes), into one
     codes file or, with ``shard_files``, shard files beside ``output`` and ``output`` their manifest
     (``vecspread.io.sharded``); ``threads`` per task (default: see :func:`vecspread.cluster.connect`).
@@ -43,19 +45,30 @@ def encode_dataset(
                 f"model {model} expects {transform.d_in}-dimensional vectors but {dataset} has {ds.d}; "
                 "train a model on this dataset"
             )
+        classes = class_vectors(transform)
+        if classes is not None and cluster is not None:
+            raise ConfigError(f"{model} is a softmax model: its {len(classes)} class vectors are encoded in one process; "
+                              "drop --cluster")
         if codec_name is None:
             codec = _model_codec(model_art, options)
             codec_name = codec.name
         else:
             codec = CODECS.create(codec_name, options)
-            xt = ds.training_set(codec.max_train)[0] if codec.needs_training else np.zeros((0, ds.d), np.float32)
             with faiss_messages.captured() as printed:
-                codec.fit(codec_training_set(codec, transform, xt))
+                if classes is not None:
+                    codec.fit(classes if codec.needs_training else np.zeros((0, classes.shape[1]), np.float32))
+                else:
+                    xt = ds.training_set(codec.max_train)[0] if codec.needs_training else np.zeros((0, ds.d), np.float32)
+                    codec.fit(codec_training_set(codec, transform, xt))
             if faiss_messages.summary(printed):
                 progress.log(faiss_messages.summary(printed))
-        n = ds.size("train")
+        n = ds.size("train") if classes is None else len(classes)
+        if classes is not None:
+            progress.log(f"{model} is a softmax model: encoding its {n} class vectors (the database of the class "
+                         "search), not the dataset's vectors; search answers with classes")
         params = {"codec": codec_name, **codec.get_config(), "method": model_art.params.get("method"),
-                  **({"chain": model_art.params["chain"]} if model_art.params.get("chain") else {})}
+                  **({"chain": model_art.params["chain"]} if model_art.params.get("chain") else {}),
+                  **({"database": "class vectors"} if classes is not None else {})}
         inputs = [provenance(model_art, "model"), provenance(ds.art, "dataset")]
 
         def write_groups(f: Any) -> None:
@@ -74,14 +87,23 @@ def encode_dataset(
             codes = f.create_dataset("codes", shape=(n, codec.code_size), dtype=np.uint8,
                                      chunks=(max(1, min(n, 1 << 16)), codec.code_size))
             progress.start(n, f"encode {codec_name}")
-            for start, xb in ds.blocks("train", block_size):
-                codes[start : start + len(xb)] = codec.encode(transform.apply(xb))
+            blocks = ds.blocks("train", block_size) if classes is None else \
+                ((s, classes[s : s + block_size]) for s in range(0, n, block_size))
+            for start, xb in blocks:
+                codes[start : start + len(xb)] = codec.encode(transform.apply(xb) if classes is None else xb)
                 progress.advance(len(xb))
             progress.finish()
             seconds = time.perf_counter() - t0
             f.attrs["encode_seconds"] = seconds
             write_groups(f)
     return _summary(n, codec_name, codec, seconds, None)
+
+
+def class_vectors(transform: Any) -> np.ndarray | None:
+    """The (classes, d_out) float32 class vectors of a softmax model (the database side of its class
+    search: ``encode`` indexes them instead of the dataset's vectors); None for other models."""
+    get = getattr(transform, "class_vectors", None)
+    return np.ascontiguousarray(get(), np.float32) if callable(get) else None
 
 
 def _summary(n: int, codec_name: str, codec: Any, seconds: float, cluster: dict | None) -> dict:

@@ -19,15 +19,20 @@ QUERY_BLOCK = 16384
 def compute_groundtruth(
     dataset: str, output: str, k: int = 100, *, block_size: int = DEFAULT_BLOCK_SIZE,
     cluster: str | None = None, shard_rows: int | None = None, threads: int | None = None,
-    progress: Progress | None = None,
+    model: str | None = None, progress: Progress | None = None,
 ) -> dict:
     """Write a groundtruth artifact: ``neighbors`` (nq, k) int64 and ``distances`` (nq, k) float32.
 
     Memory is bounded by ``block_size`` database rows and ``QUERY_BLOCK`` queries, not by N.
     ``cluster``: split the database in row ranges over a Dask cluster (``vecspread.cluster``; same result),
-    ``threads`` per task (default: see :func:`vecspread.cluster.connect`).
+    ``threads`` per task (default: see :func:`vecspread.cluster.connect`). ``model``: a softmax model;
+    the ground truth is then that of its class search (:func:`_class_groundtruth`).
     """
     progress = as_progress(progress)
+    if model is not None:
+        if cluster is not None:
+            raise ConfigError("--model: the class search's ground truth is computed in one process; drop --cluster")
+        return _class_groundtruth(dataset, output, k, model, progress)
     with Dataset(dataset) as ds:
         n, nq = ds.size("train"), ds.size("test")
         check_k(k, n)
@@ -57,18 +62,45 @@ def compute_groundtruth(
         return _write(output, ds, k, I, D, time.perf_counter() - t0)
 
 
+def _class_groundtruth(dataset: str, output: str, k: int, model: str, progress: Progress) -> dict:
+    """The exact answers of a softmax model's class search: for each query's representation, the k class
+    vectors of largest inner product (the first is the exact softmax's class): ``neighbors`` (nq, k)
+    class ids, ``distances`` minus the inner products."""
+    from vecspread.models import open_model
+    from vecspread.stages.encode import class_vectors
+
+    model_art, transform = open_model(model)
+    with model_art, Dataset(dataset) as ds:
+        classes = class_vectors(transform)
+        if classes is None:
+            raise ConfigError(f"--model {model}: not a softmax model (no class vectors); gt without --model computes the "
+                              "dataset's own nearest neighbours")
+        if ds.d != transform.d_in:
+            raise InputError(f"model {model} expects {transform.d_in}-dimensional vectors but {dataset} has {ds.d}")
+        check_k(k, len(classes))
+        t0 = time.perf_counter()
+        reps = transform.apply_query(ds.read("test"))
+        D, I = knn_blocks(reps, [(0, classes)], k, "dot")
+        progress.log(f"class search of {model}: the exact inner-product top {k} of its {len(classes)} class vectors")
+        return _write(output, ds, k, I, D, time.perf_counter() - t0, n=len(classes), distance="dot",
+                      inputs=[provenance(ds.art, "dataset"), provenance(model_art, "model")])
+
+
 def _write(output: str, ds: Dataset, k: int, I: np.ndarray, D: np.ndarray, seconds: float,
-           cluster: dict | None = None) -> dict:
-    attrs: dict = {"distance": ds.distance, "seconds": seconds}
+           cluster: dict | None = None, *, n: int | None = None, distance: str | None = None,
+           inputs: list | None = None) -> dict:
+    n = ds.size("train") if n is None else n
+    distance = distance or ds.distance
+    attrs: dict = {"distance": distance, "seconds": seconds}
     if cluster is not None:
         attrs["cluster"] = json.dumps(cluster, sort_keys=True)
     with write_artifact(
-        output, "groundtruth", params={"k": k, "distance": ds.distance, "n": ds.size("train")},
-        inputs=[provenance(ds.art, "dataset")], attrs=attrs, expected_bytes=I.nbytes + D.nbytes,
+        output, "groundtruth", params={"k": k, "distance": distance, "n": n},
+        inputs=inputs or [provenance(ds.art, "dataset")], attrs=attrs, expected_bytes=I.nbytes + D.nbytes,
     ) as f:
         f.create_dataset("neighbors", data=I)
         f.create_dataset("distances", data=D)
-    return {"nq": len(I), "n": ds.size("train"), "k": k, "distance": ds.distance, "seconds": round(seconds, 3),
+    return {"nq": len(I), "n": n, "k": k, "distance": distance, "seconds": round(seconds, 3),
             **({"cluster": cluster} if cluster is not None else {})}
 
 

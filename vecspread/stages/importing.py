@@ -12,7 +12,7 @@ from vecspread.io.artifacts import DEFAULT_BLOCK_SIZE, DISTANCES, write_artifact
 from vecspread.distances import paired
 from vecspread.errors import ConfigError, InputError
 from vecspread.io.datasets import max_abs_value
-from vecspread.io.formats import VectorFile, open_vectors
+from vecspread.io.formats import VectorFile, open_vectors, read_labels
 from vecspread.progress import Progress, as_progress
 
 
@@ -26,6 +26,7 @@ def import_dataset(
     distance: str = "euclidean",
     fmt: str | None = None,
     groundtruth_fmt: str | None = None,
+    labels: dict[str, str] | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
     progress: Progress | None = None,
 ) -> dict:
@@ -36,6 +37,8 @@ def import_dataset(
     followed by distances is read too) becomes ``neighbors`` (int64) and ``distances`` (float32), the
     distances recomputed exactly from the vectors (so ties can be judged). ``fmt`` is the format of the
     vector files (overriding their extensions), ``groundtruth_fmt`` that of the ground truth.
+    ``labels``: split ("train", "test", "learn") -> a file of one class per vector (npy or ivecs,
+    :func:`vecspread.io.formats.read_labels`), stored as ``<split>_labels`` (n,) int64.
     Returns a summary dict (sizes, dimension).
     """
     progress = as_progress(progress)
@@ -53,15 +56,29 @@ def import_dataset(
         raise InputError(str(e).replace("--format", "--groundtruth-format")) from None
     if gt is not None:
         _check_groundtruth_ids(gt, xq.n, xb.n)
+    sizes = {"train": xb.n, "test": xq.n, "learn": xl.n if xl is not None else None}
+    label_sets = {}
+    for split, path in (labels or {}).items():
+        if sizes.get(split) is None:
+            raise ConfigError(f"--{split}-labels: the dataset has no {split} set" + (" (give --learn)" if split == "learn" else ""))
+        y = read_labels(path)
+        if len(y) != sizes[split]:
+            raise InputError(f"{split} labels {path}: {len(y)} labels for the {sizes[split]} {split} vectors; give one "
+                             "per vector, in the same order")
+        label_sets[split] = y
 
     params = {"distance": distance, "files": {k: os.path.abspath(v) for k, v in
-              (("base", base), ("queries", queries), ("learn", learn), ("groundtruth", groundtruth)) if v}}
+              (("base", base), ("queries", queries), ("learn", learn), ("groundtruth", groundtruth),
+               *((f"{split}_labels", p) for split, p in (labels or {}).items())) if v}}
     size = sum(vf.n * vf.d * _stored_dtype(vf).itemsize for vf in (xb, xq, xl) if vf is not None)
     size += gt.n * gt.d * 12 if gt is not None else 0
+    size += sum(y.nbytes for y in label_sets.values())
     with write_artifact(output, "dataset", params=params, attrs={"distance": distance}, expected_bytes=size) as f:
         for name, vf in (("train", xb), ("test", xq), ("learn", xl)):
             if vf is not None:
                 _copy_vectors(f, name, vf, block_size, progress)
+        for split, y in label_sets.items():
+            f.create_dataset(f"{split}_labels", data=y)
         f.attrs["dimension"] = xb.d
         f.attrs["point_type"] = "float"
         f.attrs["type"] = "dense"
@@ -74,7 +91,8 @@ def import_dataset(
             f.create_dataset("neighbors", data=np.take_along_axis(ids, order, 1))
             f.create_dataset("distances", data=np.take_along_axis(D, order, 1))
     return {"n": xb.n, "nq": xq.n, "nlearn": xl.n if xl else 0, "d": xb.d,
-            "dtype": str(_stored_dtype(xb)), "groundtruth_k": gt.d if gt else 0}
+            "dtype": str(_stored_dtype(xb)), "groundtruth_k": gt.d if gt else 0,
+            **({"classes": {split: int(y.max()) + 1 for split, y in label_sets.items()}} if label_sets else {})}
 
 
 def _stored_dtype(vf: VectorFile) -> np.dtype:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from vecspread.diagnostics.report import inspect
+from vecspread.errors import ConfigError
 from vecspread.io.atomic import write_text
 
 
@@ -18,6 +19,9 @@ def inspect_artifact(artifact: str, dataset: str, *, figures: str | None = None,
 
         require_matplotlib()  # fail before the long work
     report = inspect(artifact, dataset, **options)
+    if figures and "class_search" in report:
+        raise ConfigError(f"{artifact} is a softmax model: its class-search report has no figures (the "
+                          "uniformity and epsilon plots are of nearest-neighbour search); drop --figures")
     if figures:
         from vecspread.diagnostics.plots import write_figures
 

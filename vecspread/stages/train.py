@@ -41,11 +41,13 @@ def make_method(method: str, options: dict[str, Any]) -> tuple[Any, Any, RunSett
     return transform, codec, run
 
 
-def fit_method(method: str, xt: np.ndarray, *, progress: Progress | None = None, **options: Any) -> tuple[Any, Any]:
+def fit_method(method: str, xt: np.ndarray, *, progress: Progress | None = None, labels: np.ndarray | None = None,
+               **options: Any) -> tuple[Any, Any]:
     """(transform, codec or None) of ``train --method METHOD`` fitted on (n, d) float32 ``xt`` in memory,
-    as :func:`train_model` fits them (the codec on the transformed training vectors)."""
+    as :func:`train_model` fits them (the codec on the transformed training vectors). ``labels``: the
+    (n,) classes a supervised method (softmax) needs."""
     transform, codec, run = make_method(method, options)
-    transform.fit(xt, progress=progress, run=run)
+    transform.fit(xt, progress=progress, run=run, **({"labels": labels} if labels is not None else {}))
     if codec is not None:
         codec.fit(codec_training_set(codec, transform, xt))
     return transform, codec
@@ -82,11 +84,12 @@ def train_model(
         first = method if prior is None else (prior_art.params.get("chain") or [prior_art.params.get("method")])[0]
         check_distance(ds, method, first, any_distance, progress)
         xt, note = ds.training_set(max_train, seed=sample_seed)
+        supervised = {"labels": ds.training_labels(max_train, seed=sample_seed)} if getattr(transform, "needs_labels", False) else {}
         if prior is not None:
             xt = prior.apply(xt)
             note += f", mapped by {after} to {xt.shape[1]} dimensions"
         t0 = time.perf_counter()
-        transform.fit(xt, progress=progress, run=run)
+        transform.fit(xt, progress=progress, run=run, **supervised)
         if codec is not None:
             codec.check_dimension(transform.d_out)  # a refusal before the (possibly long) codec training
             if codec.needs_training:

@@ -16,6 +16,7 @@ REGISTRY = Registry.of_packages("method", "--method", [
     "vecspread.transforms.catalyzer",
     "vecspread.transforms.nphash",
     "vecspread.transforms.wta",
+    "vecspread.transforms.softmax",  # supervised: class vectors for nearest-neighbour search (seed 000)
     "vecspread.transforms.baselines",  # lsh, lsh-thresholds, itq; pq, opq, lsq (the identity + that codec)
     "vecspread.transforms.mips",  # sign-alsh, l2-alsh, simple-lsh
 ])

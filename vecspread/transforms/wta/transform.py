@@ -51,7 +51,7 @@ from vecspread.errors import ConfigError, InputError
 from vecspread.limits import MAX_NETWORK_PARAMS
 from vecspread.neural.sparsity import LifetimeSparsity
 from vecspread.neural.torch_util import APPLY_BATCH, as_matrix
-from vecspread.neural.trainer import Objective
+from vecspread.neural.trainer import AdamBatches
 from vecspread.transforms.neural import NeuralTransform
 from vecspread.transforms.wta import SPEC
 
@@ -157,9 +157,10 @@ class WTATransform(NeuralTransform):
         return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
 
 
-class WTAObjective(Objective):
+class WTAObjective(AdamBatches):
     """Each step: a batch of training vectors, reconstructed through the sparse code (or, stacked, the block
-    being trained reconstructs the frozen blocks' output)."""
+    being trained reconstructs the frozen blocks' output). Adam at a constant rate: with ``stacked`` the
+    frozen blocks get no gradient, so it leaves them as they are."""
 
     def __init__(self, t: WTATransform, ntr: int, report: Any = None) -> None:
         self.t, self.ntr, self.report = t, ntr, report
@@ -169,18 +170,6 @@ class WTAObjective(Objective):
         layers = " -> ".join(str(w) for w in [*t.hidden, t.dout])
         return (f"code {layers}, lifetime sparsity {t.sparsity:g}%, {'stacked' if t.stacked else 'joint'} "
                 f"training, adam lr {t.lr:g}, batch {t.batch_size}")
-
-    def optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
-        """Adam (constant rate); with ``stacked`` the frozen blocks get no gradient, so it leaves them as they are."""
-        return torch.optim.Adam(net.parameters(), lr=float(self.t.lr))
-
-    def n_steps(self, ntr: int) -> int:
-        return -(-ntr // int(self.t.batch_size))
-
-    def prepare(self, x_train: np.ndarray, xs: np.ndarray, device: torch.device) -> str:
-        self.device = device
-        self.xs = torch.from_numpy(xs).to(device)
-        return ""
 
     def layer_of(self, epoch: int) -> int:
         """The block a stacked run trains in 0-based ``epoch`` (of ``epochs_planned``); 0 when joint."""
@@ -198,8 +187,7 @@ class WTAObjective(Objective):
 
     def step(self, net: nn.Module, plan: dict[str, torch.Tensor], b: int,
              gen: torch.Generator) -> tuple[torch.Tensor, int, dict[str, float]]:
-        bs = int(self.t.batch_size)
-        idx = plan["order"][b * bs : (b + 1) * bs].to(self.device)
+        idx = self.batch(plan, b)
         x = self.xs[idx]
         if self.t.stacked:
             layer = int(plan["layer"][0])
