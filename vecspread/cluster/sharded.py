@@ -20,7 +20,6 @@ from vecspread.cluster.connect import connect
 from vecspread.cluster.plan import shard_ranges
 from vecspread.cluster.run import run_shards, summarize
 from vecspread.cluster.tasks import EncodeJob, KnnJob, SearchJob, encode_shard, knn_shard, search_shard
-from vecspread.io.artifacts import components_fingerprint
 from vecspread.io.sharded import ShardRef, ShardedCodes, open_shard, shard_file_name
 from vecspread.knn import merge_topk
 from vecspread.progress import Progress, as_progress
@@ -53,11 +52,11 @@ def knn(address: str, ds: Any, k: int, *, block_size: int, query_block: int, sha
 
 
 def model_groups_fingerprint(write_groups: Any) -> str:
-    """``components_fingerprint`` of the model groups ``write_groups(f)`` writes, computed in memory: the
-    value the output will record, known before any shard is written (each shard records it)."""
+    """``components_fingerprint`` of the model groups ``write_groups(f)`` writes (and records), written in
+    memory: the value the output will record, known before any shard is written (each shard records it)."""
     with h5py.File(f"groups-{uuid.uuid4().hex}.h5", "w", driver="core", backing_store=False) as mem:
         write_groups(mem)
-        return components_fingerprint(mem)
+        return str(mem.attrs["components_fingerprint"])
 
 
 def encode(address: str, job: EncodeJob, output: str, *, shard_files: bool, shard_rows: int | None = None,
