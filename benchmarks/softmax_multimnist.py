@@ -10,7 +10,10 @@ correct angle (degrees), the representations' norm (mean and std / mean), the cl
 and the table balance M(P, h) / M* of the unit class vectors (the points a nearest-neighbour index
 holds) under random-hyperplane LSH (``--hyperplanes`` bits) and cross-polytope LSH (one hash: 2·dout
 buckets), each the mean over 5 seeded draws of the hash (``vecspread.diagnostics.classes``). Prints
-one JSON line per run and a markdown table (mean ± std over seeds).
+one JSON line per run and a markdown table (mean ± std over seeds). ``--curves PNG`` plots the seed's
+Figures 2–4 over training from each variant's first seed: the held-out accuracy, mean correct angle,
+representation-norm spread and table balance (hyperplane and cross-polytope) that every validation
+records in the model (``params["history"]``).
 """
 
 from __future__ import annotations
@@ -64,10 +67,12 @@ def main() -> None:
     ap.add_argument("--seeds", default="0", help="comma-separated training seeds")
     ap.add_argument("--hyperplanes", type=int, default=8)
     ap.add_argument("--train-args", default="", help="more `vecspread train` options, e.g. '--dout 32'")
+    ap.add_argument("--curves", default=None, help="PNG of the per-epoch measures (first seed of each variant)")
     a = ap.parse_args()
     work = Path(a.workdir)
     work.mkdir(parents=True, exist_ok=True)
     rows: dict[str, list[dict]] = {}
+    histories: dict[str, list[dict]] = {}
     for name, flags in VARIANTS.items():
         for seed in [int(s) for s in a.seeds.split(",")]:
             model = work / f"{Path(a.data).stem}.{name.replace(' ', '_').replace(',', '')}.s{seed}.h5"
@@ -79,6 +84,8 @@ def main() -> None:
                    **measure(str(model), a.data, a.hyperplanes)}
             rows.setdefault(name, []).append(row)
             print(json.dumps(row), flush=True)
+            if name not in histories:
+                histories[name] = history(str(model))
     keys = ["accuracy", "mean_correct_angle", "rep_norm_mean", "rep_norm_spread", "class_norm_mean",
             "balance_hyperplane", "balance_cross_polytope"]
     print("\n| variant | test accuracy | mean correct angle (°) | rep. norm | norm std/mean | class-vector norm | "
@@ -90,6 +97,42 @@ def main() -> None:
             v = np.array([r[k] for r in runs])
             cells.append(f"{v.mean():.3f}" + (f" ± {v.std(ddof=1):.3f}" if len(v) > 1 else ""))
         print(f"| {name} | " + " | ".join(cells) + " |")
+    if a.curves:
+        plot_curves(histories, a.curves, Path(a.data).stem)
+
+
+def history(model: str) -> list[dict]:
+    """The validations a model recorded during training (one dict per validated epoch)."""
+    from vecspread.io.artifacts import open_artifact
+
+    with open_artifact(model, "model") as art:
+        return [h for h in art.params.get("history", []) if "mean_correct_angle" in h]
+
+
+def plot_curves(histories: dict[str, list[dict]], png: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("accuracy", "held-out accuracy"), ("mean_correct_angle", "mean correct angle (°)"),
+              ("rep_norm_spread", "representation norm std / mean"),
+              ("balance_hyperplane", "table balance M/M*, hyperplane"),
+              ("balance_cross_polytope", "table balance M/M*, cross-polytope")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4))
+    for ax, (key, label) in zip(axes, panels):
+        for name, hist in histories.items():
+            pts = [(h["epoch"], h[key]) for h in hist if key in h]
+            if pts:
+                ax.plot(*zip(*pts), marker=".", label=name)
+        ax.set_xlabel("epoch")
+        ax.set_title(label, fontsize=9)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{title}: the seed's measures over training", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    print(f"wrote {png}")
 
 
 if __name__ == "__main__":

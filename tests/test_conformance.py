@@ -41,9 +41,12 @@ METHOD_OPTIONS = {
 CODEC_OPTIONS = {
     "sign": ({}, 16), "lattice": ({"bits": 16}, 8), "pq": ({"bits": 32}, 16), "opq": ({"bits": 32, "train_iters": 1}, 16),
     "lsq": ({"bits": 32, "train_iters": 1, "encode_ils_iters": 1}, 16), "l2lsh": ({"bits": 16}, 16),
+    "flat": ({}, 16),
 }
 #: search options of the scanners that are chosen by options
-SCANNER_OPTIONS = {"tables": {"tables": 4, "bits_per_table": 6, "probes": 63}}
+SCANNER_OPTIONS = {"tables": {"tables": 4, "bits_per_table": 6, "probes": 63},
+                   "lsh": {"lsh": "crosspolytope", "lsh_tables": 4, "lsh_probes": 1000},
+                   "annoy": {"annoy_trees": 4, "annoy_search_k": 100_000}}
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +221,9 @@ def reference_distances(codec, yq: np.ndarray, codes: np.ndarray) -> np.ndarray:
 def _scanners_with_codecs():
     out = []
     for name in SCANNERS.names:
-        codec_name = next((c for c in CODECS.names if CODECS.load(c).scanner == name), "sign")
+        families = SCANNERS.load(name).families
+        codec_name = next((c for c in CODECS.names if CODECS.load(c).scanner == name), None) or \
+            next(c for c in CODECS.names if CODECS.load(c).family in families)
         out.append((name, codec_name))
     return out
 

@@ -255,7 +255,7 @@ def search_cmd(
 ) -> None:
     """Transform the queries with the stored model and scan the codes with the codec's scanner (Hamming, asymmetric lattice, ADC for PQ-family codes, E2LSH collisions).
 
-    The codes are loaded once in their scanner's search-ready form (lattice points as small integers, scanned by compiled kernels without decoding; PQ codes in a faiss index; binary codes as they are) and the queries answered --query-batch at a time. With --tables L --bits-per-table K [--probes P], binary codes are looked up in L hash tables instead (FALCONN-style); the results record the mean number of candidates per query. With --cluster, row ranges of the codes (a manifest's shards) are scanned by the workers and their top k merged: the same results.
+    The codes are loaded once in their scanner's search-ready form (lattice points as small integers, scanned by compiled kernels without decoding; PQ codes in a faiss index; binary codes as they are) and the queries answered --query-batch at a time. With --tables L --bits-per-table K [--probes P], binary codes are looked up in L hash tables instead (FALCONN-style); with --lsh hyperplane|crosspolytope (or --annoy-trees T), flat codes are indexed by FALCONN-style LSH tables with multi-probe (or Annoy's trees) and the candidates re-ranked exactly; the results record the mean number of candidates per query. With --cluster, row ranges of the codes (a manifest's shards) are scanned by the workers and their top k merged: the same results.
     """
     output = output or derived(naming.results(codes))
     out_path, (codes, dataset) = prepare(output, [codes, dataset], threads, as_json)
@@ -276,7 +276,7 @@ def eval_cmd(
 ) -> None:
     """Recall of search results: 1-recall@k (the true nearest neighbour is in the top k) and k-recall@k.
 
-    Ties in true distance never count as misses. Exit code 1 when a --min-recall check fails.
+    Ties in true distance never count as misses. Against the class ground truth of a softmax model (gt --model) on a labelled dataset, it also reports the exact softmax's accuracy and the index's relative accuracy (its first class is the softmax's, among the queries the model gets right). Exit code 1 when a --min-recall check fails.
     """
     from vecspread.errors import CheckFailed
     from vecspread.stages.evaluate import evaluate_with_checks, parse_min_recall

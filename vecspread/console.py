@@ -69,6 +69,12 @@ class Console:
             kr = report["k_recall"].get(k)
             table.add_row(k, f"{v:.4f}", "" if kr is None else f"{kr:.4f}")
         RichConsole(file=sys.stdout, width=100).print(table)
+        cs = report.get("class_search")
+        if cs is not None:
+            rel = cs["relative_accuracy"]
+            print(f"class search: exact softmax accuracy {cs['accuracy']:.4f} ({cs['right']} of {report['nq']} right); "
+                  f"relative accuracy of the index "
+                  + ("n/a (the model is right on no query)" if rel is None else f"{rel:.4f}"), file=sys.stdout)
 
     def demo_table(self, rows: list[dict[str, Any]]) -> None:
         from rich.console import Console as RichConsole

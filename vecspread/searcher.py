@@ -1,7 +1,8 @@
 """A long-lived searcher: load a codes file once, answer many query batches.
 
 The codes are read once and kept in their scanner's search-ready form (integer lattice points, a filled
-faiss PQ index, the binary codes themselves) when that form fits the memory budget; otherwise they
+faiss PQ index, the binary codes themselves; for the indexing scanners, their hash tables or trees, built
+once) when that form fits the memory budget; otherwise they
 are streamed from the file, block by block, at every search, and the searcher says so. ``vecspread
 search`` is this object answering the dataset's queries, ``--query-batch`` at a time::
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from vecspread.progress import Progress, as_progress
 from vecspread.scanners import choose
-from vecspread.scanners.base import ExhaustiveScanner, ScanResult, block_rows, code_blocks
+from vecspread.scanners.base import ExhaustiveScanner, IndexScanner, ScanResult, block_rows, code_blocks
 
 #: share of the memory available at start-up that search-ready codes may take by default
 MEMORY_SHARE = 0.5
@@ -63,6 +64,7 @@ class Searcher:
         self.mode = "resident" if per_code is not None and self.n * per_code <= budget else "streaming"
         self.resident_bytes = 0
         self._blocks: list[Any] = []
+        self._index: Any = None
         t0 = time.perf_counter()
         if isinstance(self.scanner, ExhaustiveScanner):
             self.scanner.warm_up()
@@ -110,6 +112,13 @@ class Searcher:
                 self.resident_bytes += block.nbytes
             self._blocks.append(item)
         self.progress.finish()
+        if isinstance(self.scanner, IndexScanner):
+            t0 = time.perf_counter()
+            self._index = self.scanner.build(self._blocks)
+            self._blocks = []
+            self.resident_bytes = max(self.resident_bytes, self.scanner.index_bytes(self._index))
+            self.progress.log(f"built the {self.scanner.name} index over {self.n} codes in "
+                              f"{time.perf_counter() - t0:.2f} s")
 
     def search(self, xq: np.ndarray, k: int) -> ScanResult:
         """(nq, d) raw queries -> top-k: D (nq, k) float32, I (nq, k) int64 (and the scanner's stats)."""
@@ -126,11 +135,12 @@ class Searcher:
         exhaustive = isinstance(self.scanner, ExhaustiveScanner)
         if self.mode == "resident":
             return self.scanner.search_ready(yq, self._blocks, k) if exhaustive else \
-                self.scanner.search(yq, self._blocks, k)
+                self.scanner.search_index(self._index, yq, k)
         return self.scanner.search(yq, code_blocks(self._codes, self.block_size), k)
 
     def close(self) -> None:
         self._blocks = []
+        self._index = None
         if self._owned is not None:
             self._owned.close()
             self._owned = None

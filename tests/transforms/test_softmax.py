@@ -33,7 +33,9 @@ def test_the_class_search_is_the_softmax_argmax_and_learns():
     assert np.array_equal(t.classify(x[:300]), brute)
     assert (t.classify(x) == y).mean() > 0.9
     last = t.history_[-1]
-    assert {"accuracy", "mean_correct_angle", "rep_norm_mean", "rep_norm_spread", "class_norm_mean"} <= set(last)
+    assert {"accuracy", "mean_correct_angle", "rep_norm_mean", "rep_norm_spread", "class_norm_mean",
+            "balance_hyperplane", "balance_cross_polytope"} <= set(last)
+    assert last["balance_hyperplane"] >= 1 and last["balance_cross_polytope"] >= 1
     assert last["accuracy"] > 0.9 and 0 <= last["mean_correct_angle"] < 90
 
 
@@ -119,6 +121,41 @@ def test_the_class_search_end_to_end(tmp_path):
         assert f["neighbors"].shape == (500, 10) and f["neighbors"][()].max() < 100
     report = json.loads(cli_ok("eval", res, gt, "--at", "1,10", "--json"))
     assert report["recall"]["10"] > 0.9 and report["recall"]["1"] > 0.5
+    with Dataset(SAMPLE) as ds:
+        labels = ds.labels("test")
+    with h5py.File(res) as f:
+        first = f["neighbors"][:, 0]
+    right = gt_I[:, 0] == labels
+    assert report["class_search"] == {"accuracy": pytest.approx(right.mean()), "right": int(right.sum()),
+                                      "relative_accuracy": pytest.approx((first[right] == gt_I[right, 0]).mean())}
+    assert "relative accuracy of the index" in cli_ok("eval", res, gt, "--at", "1")
+
+
+def test_flat_class_vectors_searched_by_lsh_and_annoy(tmp_path):
+    """encode --codec flat keeps the float class vectors with metric dot (auto); --lsh and --annoy-trees
+    probing everything return the exact softmax's classes; fewer probes fewer candidates."""
+    model, gt, flat = tmp_path / "m.h5", tmp_path / "gt.h5", tmp_path / "flat.h5"
+    cli_ok("-q", "train", SAMPLE, "--method", "softmax", "--epochs", 2, "--batch-size", 64, "--dout", 16,
+           "--unit-class-vectors", "-o", model)
+    cli_ok("-q", "gt", SAMPLE, "--model", model, "-k", 5, "-o", gt)
+    cli_ok("-q", "encode", model, SAMPLE, "--codec", "flat", "-o", flat)
+    with h5py.File(flat) as f:
+        assert f["codes"].shape == (100, 64)
+    with h5py.File(gt) as f:
+        exact = f["neighbors"][()]
+    runs = {"exact": [], "lsh-all": ["--lsh", "crosspolytope", "--lsh-tables", 3, "--lsh-hashes", 1, "--lsh-probes", 96],
+            "lsh-few": ["--lsh", "hyperplane", "--lsh-tables", 2], "annoy-all": ["--annoy-trees", 3, "--annoy-search-k", 100000]}
+    found = {}
+    for name, options in runs.items():
+        out = tmp_path / f"{name}.h5"
+        cli_ok("-q", "search", flat, SAMPLE, "-k", 5, *options, "-o", out)
+        with h5py.File(out) as f:
+            found[name] = f["neighbors"][()]
+            found[name + ":attrs"] = dict(f.attrs)
+    for name in ("exact", "lsh-all", "annoy-all"):
+        assert np.array_equal(found[name][:, 0], exact[:, 0]), name
+    assert found["lsh-all:attrs"]["mean_candidates"] == 100
+    assert found["lsh-few:attrs"]["mean_candidates"] < 100
 
 
 def test_gt_model_needs_a_softmax_model(pipeline, tmp_path):
@@ -153,3 +190,24 @@ def test_inspect_reports_the_seeds_measures_of_the_class_search(tmp_path):
     assert report["table_balance"]["hyperplane_7"]["ratio"] >= 1 and report["table_balance"]["cross_polytope_1"]["M_star"] > 0
     rc, _, err = run_cli("-q", "inspect", model, SAMPLE, "--figures", tmp_path / "fig")
     assert "drop --figures" in assert_one_line_error(rc, err)
+
+
+def test_a_checkpoint_is_not_resumed_with_other_labels(tmp_path):
+    from vecspread.runtime import RunSettings
+    from vecspread.transforms.softmax.transform import SoftmaxTransform
+
+    x, y = _clusters(n=600)
+    params = dict(epochs=2, batch_size=64, dint=32, dout=8, seed=0)
+    ck = str(tmp_path / "ck.h5")
+    SoftmaxTransform(**params).fit(x, labels=y, run=RunSettings(checkpoint=ck, max_minutes=1e-9))
+    with pytest.raises(ConfigError, match="labels"):
+        SoftmaxTransform(**params).fit(x, labels=(y + 1) % 8, run=RunSettings(resume=ck))
+    SoftmaxTransform(**params).fit(x, labels=y, run=RunSettings(resume=ck))  # the same labels resume
+
+
+def test_pq_on_too_few_class_vectors_names_the_remedy(tmp_path):
+    model = tmp_path / "m.h5"
+    cli_ok("-q", "train", SAMPLE, "--method", "softmax", "--epochs", 1, "--batch-size", 64, "--dout", 16, "-o", model)
+    rc, _, err = run_cli("-q", "encode", model, SAMPLE, "--codec", "pq", "--bits", 16, "-o", tmp_path / "c.h5")
+    line = assert_one_line_error(rc, err)
+    assert "100 class vectors are fewer than the 256" in line and "--codec lattice" in line

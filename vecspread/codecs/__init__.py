@@ -14,6 +14,7 @@ REGISTRY = Registry.of_packages("codec", "--codec", [
     "vecspread.codecs.lattice",
     "vecspread.codecs.pq",  # pq, opq, lsq
     "vecspread.codecs.l2lsh",
+    "vecspread.codecs.flat",
 ])
 
 CODEC_NAMES: tuple[str, ...] = REGISTRY.names

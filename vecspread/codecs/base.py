@@ -27,7 +27,7 @@ class Codec(Configurable):
     """Base class of all codecs."""
 
     kind: ClassVar[str] = "--codec"
-    #: "binary", "lattice", "pq", "additive", "e2lsh": what a scanner must understand to read the codes
+    #: "binary", "lattice", "pq", "additive", "e2lsh", "float": what a scanner must understand to read the codes
     family: ClassVar[str] = ""
     #: the exhaustive scanner of these codes (a name in ``vecspread.scanners.REGISTRY``)
     scanner: ClassVar[str] = ""
@@ -35,12 +35,23 @@ class Codec(Configurable):
     needs_training: ClassVar[bool] = False
     #: at most this many training vectors are passed to fit() when needs_training
     max_train: ClassVar[int] = 100_000
+    #: fewest training vectors fit() can learn from (PQ-family codebooks: one per centroid)
+    min_train: ClassVar[int] = 0
 
     d_: int
 
     def fit(self, yt: np.ndarray) -> "Codec":
         """Learn from (n, d) float32 transformed training vectors; returns self."""
         raise NotImplementedError
+
+    def fit_class_vectors(self, classes: np.ndarray) -> "Codec":
+        """Fit for the (classes, d) float32 class vectors of a softmax model, the database of its class
+        search (codecs whose distance depends on that, such as flat's "auto", override this)."""
+        if self.needs_training and len(classes) < self.min_train:
+            raise ConfigError(f"{self.name} learns codebooks from the vectors it codes: the softmax model's {len(classes)} "
+                              f"class vectors are fewer than the {self.min_train} it needs; use a codec that learns "
+                              "nothing (--codec lattice, sign or flat), or a model with more classes")
+        return self.fit(classes if self.needs_training else np.zeros((0, classes.shape[1]), np.float32))
 
     def check_dimension(self, d: int) -> None:
         """ConfigError now when the codec cannot code d-dimensional vectors with its hyper-parameters

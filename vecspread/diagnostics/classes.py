@@ -105,25 +105,11 @@ def table_balance(buckets: np.ndarray, n_buckets: int) -> dict[str, Any]:
 BALANCE_DRAWS = 5
 
 
-def class_report(transform: Any, ds: Any, *, nq: int, codes_art: Any = None, codec: Any = None,
-                 seed: int = 0) -> dict[str, Any]:
-    """``inspect`` of a softmax model (or its class-vector codes) on a labelled dataset: the seed's measures.
-
-    On the first ``nq`` test vectors: the exact softmax's ``accuracy`` (when the test set has labels), the
-    ``mean_correct_angle`` (degrees; against the label, else against the exact softmax's class), the
-    representations' and class vectors' norms (:func:`norm_stats`), and the table balance of the unit
-    class vectors (the points an index holds) under hyperplane LSH of ceil(log2 C) bits and one
-    cross-polytope hash, each the mean over :data:`BALANCE_DRAWS` seeded draws. For codes, the search of
-    the representations among the codes: ``index_top1`` P[its first result is the exact softmax's class]
-    and ``relative_accuracy`` that probability among the queries the model classifies right (the seed's
-    Figure 7 measure; with labels).
-    """
-    xq = ds.read("test", limit=nq)
-    labels = ds.labels("test")[: len(xq)] if ds.has_labels("test") else None
-    reps = transform.apply_query(xq)
-    w = np.asarray(transform.class_vectors(), np.float32)
-    exact = np.argmax(reps @ w.T, axis=1)
-    target = labels if labels is not None else exact
+def class_balance(class_vectors: np.ndarray, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Table balance of the (C, d) class vectors made unit (the points an index holds) under hyperplane
+    LSH of ceil(log2 C) bits and one cross-polytope hash, each the mean over :data:`BALANCE_DRAWS`
+    seeded draws: {"hyperplane_K": {ratio, M, M_star, buckets}, "cross_polytope_1": {...}}."""
+    w = np.asarray(class_vectors, np.float64)
     unit = w / np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-12)
     bits = max(1, int(np.ceil(np.log2(len(w)))))
     draws = range(seed, seed + BALANCE_DRAWS)
@@ -133,14 +119,39 @@ def class_report(transform: Any, ds: Any, *, nq: int, codes_art: Any = None, cod
         return {"ratio": float(np.mean([r["ratio"] for r in runs])), "M": float(np.mean([r["M"] for r in runs])),
                 "M_star": runs[0]["M_star"], "buckets": runs[0]["buckets"]}
 
-    report: dict[str, Any] = {
-        "classes": int(len(w)), "nq": int(len(xq)), "labels": labels is not None,
-        "accuracy": float((exact == labels).mean()) if labels is not None else None,
-        "mean_correct_angle": mean_correct_angle(reps, w, target),
-        "representation_norm": norm_stats(reps), "class_vector_norm": norm_stats(w),
-        "table_balance": {f"hyperplane_{bits}": balance(lambda g: hyperplane_buckets(unit, bits, g)),
-                          "cross_polytope_1": balance(lambda g: cross_polytope_buckets(unit, 1, g))},
-    }
+    return {f"hyperplane_{bits}": balance(lambda g: hyperplane_buckets(unit, bits, g)),
+            "cross_polytope_1": balance(lambda g: cross_polytope_buckets(unit, 1, g))}
+
+
+def class_measures(reps: np.ndarray, class_vectors: np.ndarray, labels: np.ndarray | None) -> dict[str, Any]:
+    """The seed's measures of (nq, d) representations against (C, d) class vectors: the exact softmax's
+    ``accuracy`` (None without labels), the ``mean_correct_angle`` (degrees; against the labels, else
+    against the exact softmax's class), the norms of both (:func:`norm_stats`), and ``exact`` (nq,)
+    int64, the exact softmax's classes."""
+    w = np.asarray(class_vectors, np.float32)
+    exact = np.argmax(reps @ w.T, axis=1)
+    return {"accuracy": float((exact == labels).mean()) if labels is not None else None,
+            "mean_correct_angle": mean_correct_angle(reps, w, labels if labels is not None else exact),
+            "representation_norm": norm_stats(reps), "class_vector_norm": norm_stats(w), "exact": exact}
+
+
+def class_report(transform: Any, ds: Any, *, nq: int, codes_art: Any = None, codec: Any = None,
+                 seed: int = 0) -> dict[str, Any]:
+    """``inspect`` of a softmax model (or its class-vector codes) on a labelled dataset: the seed's measures.
+
+    On the first ``nq`` test vectors, :func:`class_measures` and :func:`class_balance`. For codes, the
+    search of the representations among the codes: ``index_top1`` P[its first result is the exact
+    softmax's class] and ``relative_accuracy`` that probability among the queries the model classifies
+    right (the seed's Figure 7 measure; with labels).
+    """
+    xq = ds.read("test", limit=nq)
+    labels = ds.labels("test")[: len(xq)] if ds.has_labels("test") else None
+    reps = transform.apply_query(xq)
+    w = np.asarray(transform.class_vectors(), np.float32)
+    measures = class_measures(reps, w, labels)
+    exact = measures.pop("exact")
+    report: dict[str, Any] = {"classes": int(len(w)), "nq": int(len(xq)), "labels": labels is not None,
+                              **measures, "table_balance": class_balance(w, seed)}
     if codes_art is not None:
         from vecspread.searcher import Searcher
 

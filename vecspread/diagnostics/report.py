@@ -92,7 +92,9 @@ def inspect(
             raise InputError(
                 f"{model_or_codes} expects {transform.d_in}-dimensional vectors but {dataset} has {ds.d}"
             )
-        if callable(getattr(transform, "class_vectors", None)):  # a softmax model: its class search
+        from vecspread.stages.encode import is_softmax
+
+        if is_softmax(transform):  # a softmax model: its class search
             from vecspread.diagnostics.classes import class_report
 
             return {"artifact": model_or_codes, "kind": kind, "method": art.params.get("method"),

@@ -178,7 +178,8 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
 
     nb = objective.n_steps(ntr)
     key = objective.kept_key or f"{objective.kept_codec}_r10"
-    run_key = {**method.get_params(), **method.resolved(), "data": fingerprint(xt)}
+    run_key = {**method.get_params(), **method.resolved(), "data": fingerprint(xt),
+               **({"labels": fingerprint(method.labels_[:, None])} if getattr(method, "labels_", None) is not None else {})}
     state = _RunState()
     if run.resume:
         state.load(run.resume, method.name, run_key, net, opt, gen, device, method.epochs, nb)

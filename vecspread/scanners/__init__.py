@@ -1,7 +1,8 @@
 """The scanners: how ``search`` compares queries with stored codes.
 
 Each codec names its exhaustive scanner (``Codec.scanner``); a scanner with options of its own (hash
-tables) is chosen by giving them (``search --tables ...``). :func:`choose` is the one place that decides;
+tables, LSH tables, Annoy trees) is chosen by giving them (``search --tables ...``, ``--lsh ...``,
+``--annoy-trees ...``). :func:`choose` is the one place that decides;
 no stage looks at a codec's name.
 """
 
@@ -12,7 +13,7 @@ from typing import Any
 from vecspread.errors import ConfigError
 from vecspread.params import ParamSet
 from vecspread.registry import Registry, Spec
-from vecspread.scanners import tables
+from vecspread.scanners import lsh, tables, trees
 
 REGISTRY = Registry("scanner", "scanner", [
     Spec("hamming", "vecspread.scanners.hamming:HammingScanner", summary="Hamming distance of binary codes"),
@@ -20,7 +21,10 @@ REGISTRY = Registry("scanner", "scanner", [
     Spec("decoded", "vecspread.scanners.decoded:DecodedScanner", summary="exact L2 to decoded reconstructions"),
     Spec("adc", "vecspread.scanners.adc:ADCScanner", summary="faiss's PQ look-up tables (ADC)"),
     Spec("collisions", "vecspread.scanners.collisions:CollisionScanner", summary="E2LSH collision counts"),
+    Spec("flat", "vecspread.scanners.flat:FlatScanner", summary="exact distance to flat (float32) codes"),
     tables.SPEC,
+    lsh.SPEC,
+    trees.SPEC,
 ])
 
 

@@ -16,6 +16,7 @@ builds the ready forms once and answers many queries with them.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Iterator
 
@@ -75,6 +76,35 @@ class Scanner(Configurable):
     def search(self, yq: np.ndarray, code_blocks: Iterable[np.ndarray], k: int) -> ScanResult:
         """Top-k of (nq, d) float32 queries over an iterable of (bs, code_size) uint8 blocks."""
         raise NotImplementedError
+
+
+class IndexScanner(Scanner):
+    """Indexes all the codes once (hash tables, trees), then answers queries from the index.
+
+    ``build(code_blocks)`` returns the index; ``search_index(index, yq, k)`` answers one batch. A
+    :class:`vecspread.searcher.Searcher` builds the index once and keeps it; ``search`` builds one for
+    a single call (its stats then include ``index_build_seconds``).
+    """
+
+    def build(self, code_blocks: Iterable[np.ndarray]) -> Any:
+        """The index over an iterable of (bs, code_size) uint8 blocks (ids count across blocks)."""
+        raise NotImplementedError
+
+    def search_index(self, index: Any, yq: np.ndarray, k: int) -> ScanResult:
+        """Top-k of (nq, d) float32 queries from an index :meth:`build` returned."""
+        raise NotImplementedError
+
+    def index_bytes(self, index: Any) -> int:
+        """Memory the index holds (bytes)."""
+        return 0
+
+    def search(self, yq: np.ndarray, code_blocks: Iterable[np.ndarray], k: int) -> ScanResult:
+        t0 = time.perf_counter()
+        index = self.build(code_blocks)
+        seconds = time.perf_counter() - t0
+        result = self.search_index(index, yq, k)
+        result.stats["index_build_seconds"] = seconds
+        return result
 
 
 class ExhaustiveScanner(Scanner):

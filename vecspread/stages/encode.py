@@ -56,7 +56,7 @@ def encode_dataset(
             codec = CODECS.create(codec_name, options)
             with faiss_messages.captured() as printed:
                 if classes is not None:
-                    codec.fit(classes if codec.needs_training else np.zeros((0, classes.shape[1]), np.float32))
+                    codec.fit_class_vectors(classes)
                 else:
                     xt = ds.training_set(codec.max_train)[0] if codec.needs_training else np.zeros((0, ds.d), np.float32)
                     codec.fit(codec_training_set(codec, transform, xt))
@@ -99,11 +99,15 @@ def encode_dataset(
     return _summary(n, codec_name, codec, seconds, None)
 
 
+def is_softmax(transform: Any) -> bool:
+    """Whether a transform is a softmax model's representation network (it has class vectors)."""
+    return callable(getattr(transform, "class_vectors", None))
+
+
 def class_vectors(transform: Any) -> np.ndarray | None:
     """The (classes, d_out) float32 class vectors of a softmax model (the database side of its class
     search: ``encode`` indexes them instead of the dataset's vectors); None for other models."""
-    get = getattr(transform, "class_vectors", None)
-    return np.ascontiguousarray(get(), np.float32) if callable(get) else None
+    return np.ascontiguousarray(transform.class_vectors(), np.float32) if is_softmax(transform) else None
 
 
 def _summary(n: int, codec_name: str, codec: Any, seconds: float, cluster: dict | None) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from vecspread.io.artifacts import open_artifact
 from vecspread.errors import ConfigError, InputError, LineageError
 from vecspread.stages.groundtruth import open_groundtruth
@@ -45,13 +47,31 @@ def evaluate(results: str, groundtruth: str, at: list[int]) -> dict:
                 raise ConfigError(f"--at {k} exceeds the {I.shape[1]} results per query; search with -k {k} or more")
             if k > gt_I.shape[1]:
                 raise ConfigError(f"--at {k} exceeds the ground truth's {gt_I.shape[1]} neighbours; run gt with -k {k}")
-        return {
+        report = {
             "results": results, "groundtruth": groundtruth, "nq": int(I.shape[0]),
             "recall": {str(k): one_recall_at(I, gt_I, gt_D, k) for k in at},
             "k_recall": {str(k): k_recall_at(I, gt_I, gt_D, k) for k in at},
             "codec": res.params.get("codec"),
             "ms_per_query": _number(res.file.attrs.get("ms_per_query")),
         }
+        if gt.kind == "groundtruth" and gt.has("labels"):
+            report["class_search"] = class_search_accuracy(I, gt_I, gt.read("labels"), groundtruth)
+        return report
+
+
+def class_search_accuracy(I: np.ndarray, gt_I: np.ndarray, labels: np.ndarray, groundtruth: str) -> dict:
+    """For a softmax model's class search (``gt --model`` on a labelled dataset): ``accuracy`` of the exact
+    softmax (its class, gt_I[:, 0], is the label), ``right`` how many queries that is, and
+    ``relative_accuracy`` = P[the index's first class is the exact softmax's | the model is right] (seed
+    000's Figure 7 measure; None when the model is right on no query)."""
+    labels = np.asarray(labels)
+    if labels.shape != (gt_I.shape[0],) or labels.dtype.kind not in "iu":
+        raise InputError(f"groundtruth {groundtruth}: 'labels' must be one integer per query ({gt_I.shape[0]}), found "
+                         f"{labels.dtype} {labels.shape} (file damaged or edited)")
+    exact = gt_I[:, 0]
+    right = exact == labels
+    return {"accuracy": float(right.mean()) if len(right) else None, "right": int(right.sum()),
+            "relative_accuracy": float((I[right, 0] == exact[right]).mean()) if right.any() else None}
 
 
 def parse_min_recall(specs: list[str]) -> dict[int, float]:

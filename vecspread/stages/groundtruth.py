@@ -65,7 +65,8 @@ def compute_groundtruth(
 def _class_groundtruth(dataset: str, output: str, k: int, model: str, progress: Progress) -> dict:
     """The exact answers of a softmax model's class search: for each query's representation, the k class
     vectors of largest inner product (the first is the exact softmax's class): ``neighbors`` (nq, k)
-    class ids, ``distances`` minus the inner products."""
+    class ids, ``distances`` minus the inner products, and ``labels`` (nq,) int64, the test labels, when
+    the dataset has them (``eval`` then reports the accuracy and relative accuracy of the class search)."""
     from vecspread.models import open_model
     from vecspread.stages.encode import class_vectors
 
@@ -82,13 +83,14 @@ def _class_groundtruth(dataset: str, output: str, k: int, model: str, progress: 
         reps = transform.apply_query(ds.read("test"))
         D, I = knn_blocks(reps, [(0, classes)], k, "dot")
         progress.log(f"class search of {model}: the exact inner-product top {k} of its {len(classes)} class vectors")
+        labels = ds.labels("test") if ds.has_labels("test") else None
         return _write(output, ds, k, I, D, time.perf_counter() - t0, n=len(classes), distance="dot",
-                      inputs=[provenance(ds.art, "dataset"), provenance(model_art, "model")])
+                      inputs=[provenance(ds.art, "dataset"), provenance(model_art, "model")], labels=labels)
 
 
 def _write(output: str, ds: Dataset, k: int, I: np.ndarray, D: np.ndarray, seconds: float,
            cluster: dict | None = None, *, n: int | None = None, distance: str | None = None,
-           inputs: list | None = None) -> dict:
+           inputs: list | None = None, labels: np.ndarray | None = None) -> dict:
     n = ds.size("train") if n is None else n
     distance = distance or ds.distance
     attrs: dict = {"distance": distance, "seconds": seconds}
@@ -96,10 +98,12 @@ def _write(output: str, ds: Dataset, k: int, I: np.ndarray, D: np.ndarray, secon
         attrs["cluster"] = json.dumps(cluster, sort_keys=True)
     with write_artifact(
         output, "groundtruth", params={"k": k, "distance": distance, "n": n},
-        inputs=inputs or [provenance(ds.art, "dataset")], attrs=attrs, expected_bytes=I.nbytes + D.nbytes,
+        inputs=inputs or [provenance(ds.art, "dataset")], attrs=attrs, expected_bytes=I.nbytes + D.nbytes + (0 if labels is None else 8 * len(labels)),
     ) as f:
         f.create_dataset("neighbors", data=I)
         f.create_dataset("distances", data=D)
+        if labels is not None:
+            f.create_dataset("labels", data=np.asarray(labels, np.int64))
     return {"nq": len(I), "n": n, "k": k, "distance": distance, "seconds": round(seconds, 3),
             **({"cluster": cluster} if cluster is not None else {})}
 

@@ -67,11 +67,15 @@ def search_codes(
             result = searcher.search_transformed(yq, k)
             t2 = time.perf_counter()
             D[sl], I[sl] = result.D, result.I
-            stats = result.stats
+            for key, value in result.stats.items():  # means weighted by the batch's queries, times summed
+                if key.startswith("mean_") or key.endswith("_seconds"):
+                    value = stats.get(key, 0.0) + value * (len(yq) if key.startswith("mean_") else 1)
+                stats[key] = value
             t_transform, t_scan = t_transform + t1 - t0, t_scan + t2 - t1
             latencies.append(t2 - t0)
             progress.advance(len(yq))
         progress.finish()
+        stats = {key: v / max(nq, 1) if key.startswith("mean_") else v for key, v in stats.items()}
         total = t_transform + t_scan
         timing = {"transform_seconds": t_transform, "scan_seconds": t_scan, "search_seconds": total,
                   "load_seconds": searcher.load_seconds, "ms_per_query": 1000 * total / max(nq, 1),
@@ -110,8 +114,9 @@ def _search_sharded(cluster: str, art: Any, transform: Any, codec: Any, ds: Data
 
     scanner = choose(codec, options)
     if not isinstance(scanner, ExhaustiveScanner):
-        raise ConfigError(f"--cluster scans the codes exhaustively; the {scanner.name} scanner (--tables ...) indexes "
-                          "them in one process: drop --cluster or the hash-table options")
+        flag = next(iter(scanner.params)).flag if len(scanner.params) else scanner.name
+        raise ConfigError(f"--cluster scans the codes exhaustively; the {scanner.name} scanner ({flag} ...) indexes "
+                          f"them in one process: drop --cluster or {flag} and its options")
     nq = len(xq)
     batch = min(query_batch or nq, nq) or 1
     t0 = time.perf_counter()

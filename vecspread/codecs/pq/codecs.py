@@ -40,6 +40,7 @@ class _FaissSACodec(Codec):
 
     index_: faiss.Index
     needs_training = True
+    min_train = KSUB
 
     @property
     def M(self) -> int:
@@ -138,6 +139,7 @@ class OPQCodec(Codec):
     family = "pq"
     scanner = "adc"
     needs_training = True
+    min_train = KSUB
 
     def check_dimension(self, d: int) -> None:
         sub_quantizers(self.bits, d, self.name, need_divide=True)

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import time
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
 from vecspread.errors import ConfigError
-from vecspread.scanners.base import Scanner, ScanResult
+from vecspread.scanners.base import IndexScanner, ScanResult
 from vecspread.scanners.tables import SPEC
 from vecspread.scanners.tables.hashtables import HashTables
 
 
-class TablesScanner(Scanner):
+class TablesScanner(IndexScanner):
     """``tables`` (L) hash tables keyed by ``bits_per_table`` (K) code bits; each query probes its own
     bucket plus ``probes`` more per table, and only the candidates are ranked by Hamming distance, ties
     by id. A query with fewer than k candidates gets id -1 in the remaining slots. Probing all 2^K
@@ -26,10 +25,12 @@ class TablesScanner(Scanner):
         if self.bits_per_table > self.codec.code_bits:
             raise ConfigError(f"--bits-per-table {self.bits_per_table} exceeds the {self.codec.code_bits} bits of each code")
 
-    def search(self, yq: np.ndarray, code_blocks: Iterable[np.ndarray], k: int) -> ScanResult:
-        t0 = time.perf_counter()
-        index = HashTables(self.bits_per_table, self.tables, layout=self.table_layout, seed=self.table_seed)
-        index.build(code_blocks)
-        build_seconds = time.perf_counter() - t0
+    def build(self, code_blocks: Iterable[np.ndarray]) -> HashTables:
+        return HashTables(self.bits_per_table, self.tables, layout=self.table_layout, seed=self.table_seed).build(code_blocks)
+
+    def index_bytes(self, index: Any) -> int:
+        return int(index.codes_.nbytes + sum(a.nbytes for a in (*index.ids_, *index.bucket_keys_, *index.bucket_starts_)))
+
+    def search_index(self, index: HashTables, yq: np.ndarray, k: int) -> ScanResult:
         D, I, ncand = index.search(self.codec.encode(yq), k, self.probes)
-        return ScanResult(D, I, {"mean_candidates": float(ncand.mean()), "table_build_seconds": build_seconds})
+        return ScanResult(D, I, {"mean_candidates": float(ncand.mean()) if len(ncand) else 0.0})

@@ -24,9 +24,10 @@ Decisions the seed's captions leave open, taken here:
   the best ``accuracy``): held-out labelled training vectors (``val_size`` 0,Q: Q of them; default
   min(1000, n/100)), never the test queries. Each validation records ``accuracy`` (of the exact
   softmax), ``mean_correct_angle`` (degrees, between a representation and its class vector),
-  ``rep_norm_mean``, ``rep_norm_spread`` (std / mean of the representations' norms) and
-  ``class_norm_mean`` (of the class vectors): the seed's Figures 2–6 as curves over training
-  (``vecspread.diagnostics.classes``).
+  ``rep_norm_mean``, ``rep_norm_spread`` (std / mean of the representations' norms),
+  ``class_norm_mean`` (of the class vectors) and ``balance_hyperplane`` / ``balance_cross_polytope``
+  (the table balance M/M* of the unit class vectors, as ``inspect`` reports it): the seed's Figures 2–6
+  as curves over training (``vecspread.diagnostics.classes``).
 - **Classes**: ``max(label) + 1`` of the training labels (labels are 0-based class ids).
 
 The split, input scale, reproducibility, budget and checkpoints are the shared trainer's
@@ -214,13 +215,13 @@ class ClassValidator:
         self.nq = len(self.xq)
 
     def run(self, forward: Any) -> dict[str, float]:
-        from vecspread.diagnostics.classes import mean_correct_angle, norm_stats
+        from vecspread.diagnostics.classes import class_balance, class_measures
 
-        reps = forward(self.xq)
         w = self.t.class_vectors()
-        predicted = np.argmax(reps @ w.T, axis=1)
-        norms = norm_stats(reps)
-        return {"accuracy": float((predicted == self.yq).mean()),
-                "mean_correct_angle": mean_correct_angle(reps, w, self.yq),
-                "rep_norm_mean": norms["mean"], "rep_norm_spread": norms["relative_std"],
-                "class_norm_mean": float(np.linalg.norm(w, axis=1).mean())}
+        m = class_measures(forward(self.xq), w, self.yq)
+        hyperplane, cross_polytope = class_balance(w).values()
+        return {"accuracy": m["accuracy"], "mean_correct_angle": m["mean_correct_angle"],
+                "rep_norm_mean": m["representation_norm"]["mean"],
+                "rep_norm_spread": m["representation_norm"]["relative_std"],
+                "class_norm_mean": m["class_vector_norm"]["mean"],
+                "balance_hyperplane": hyperplane["ratio"], "balance_cross_polytope": cross_polytope["ratio"]}
