@@ -162,7 +162,7 @@ def test_refusals(data):
     with pytest.raises(ConfigError, match="64 bits .* use at most 15"):
         LSHIndex("crosspolytope", 2, 16, 0, "dot").build(xb)  # 16 hashes of log2(16) = 4 bits
     sign = CODECS.create("sign", {}).fit(np.zeros((1, 8), np.float32))
-    with pytest.raises(ConfigError, match="reads float codes"):
+    with pytest.raises(ConfigError, match="reads float codes.*encode with --codec flat"):
         choose(sign, {"lsh": "hyperplane"})
 
 

@@ -70,8 +70,12 @@ class Scanner(Configurable):
         if codec.family not in self.families:
             from vecspread.errors import ConfigError
 
+            from vecspread.codecs import REGISTRY as CODECS
+
+            fit = [n for n in CODECS.names if CODECS.load(n).family in self.families]
             raise ConfigError(f"the {self.name} scanner reads {' or '.join(self.families)} codes, "
-                              f"not {codec.name} codes ({codec.family})")
+                              f"not {codec.name} codes ({codec.family})"
+                              + (f": encode with --codec {' or '.join(fit)}" if fit else ""))
 
     def search(self, yq: np.ndarray, code_blocks: Iterable[np.ndarray], k: int) -> ScanResult:
         """Top-k of (nq, d) float32 queries over an iterable of (bs, code_size) uint8 blocks."""
