@@ -169,3 +169,22 @@ def test_atoms_reports_product_layouts():
     assert [b["dim"] for b in four["blocks"]] == [12] * 4
     rc, _, err = run_cli("atoms", "--dim", 48, "--bits", 128, "--list")
     assert_one_line_error(rc, err) and "one block" in err
+
+
+def test_a_block_capped_at_r2_512_says_it_carries_fewer_bits(syn, tmp_path):
+    short = fitted(8, bits=64)  # S_8 at r2 512 (faiss's limit) holds 2^31..2^32 points
+    assert short.code_bits == 32 and short.layout_ == (Block(8, 512),)
+    assert "32 of the 64 bits asked" in short.fit_notes()[0]
+    two = fitted(12, bits=128).fit_notes()[0]  # 2 blocks of 6 dimensions, 22 bits each at r2 512
+    assert "44 of the 128 bits asked" in two and "--dout" in two and "--bits 44" not in two  # 44: no product
+    assert fitted(24, bits=64).fit_notes() == [] and fitted(48, bits=128).fit_notes() == []
+    assert fitted(8, r2=512).fit_notes() == []  # a radius given by hand is what was asked
+    model, codes = tmp_path / "pca8.h5", tmp_path / "c.h5"
+    cli_ok("train", syn.h5, "--method", "pca", "--dout", 8, "-o", model)
+    rc, _, err = run_cli("encode", model, syn.h5, "--codec", "lattice", "--bits", 64, "-o", codes)
+    assert rc == 0 and "carry 32 of the 64 bits asked" in err and "--bits 32" in err
+    rc, _, err = run_cli("encode", model, syn.h5, "--codec", "lattice", "--bits", 32, "-o", codes)
+    assert rc == 0 and "bits asked" not in err
+    rc, _, err = run_cli("train", syn.h5, "--method", "catalyzer", "--dout", 8, "--bits", 64, "--epochs", 1,
+                         "--dint", 16, "-o", tmp_path / "cat8.h5")
+    assert rc == 0 and "carry 32 of the 64 bits asked" in err  # said before training, not only at encode

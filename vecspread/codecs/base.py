@@ -53,6 +53,10 @@ class Codec(Configurable):
                               "nothing (--codec lattice, sign or flat), or a model with more classes")
         return self.fit(classes if self.needs_training else np.zeros((0, classes.shape[1]), np.float32))
 
+    def fit_notes(self) -> list[str]:
+        """Lines worth telling the user about the fitted codec (e.g. it uses fewer bits than asked)."""
+        return []
+
     def check_dimension(self, d: int) -> None:
         """ConfigError now when the codec cannot code d-dimensional vectors with its hyper-parameters
         (called before a long fit, so that a refusal comes first); ``fit`` checks again."""

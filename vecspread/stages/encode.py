@@ -62,6 +62,8 @@ def encode_dataset(
                     codec.fit(codec_training_set(codec, transform, xt))
             if faiss_messages.summary(printed):
                 progress.log(faiss_messages.summary(printed))
+        for line in codec.fit_notes():
+            progress.log(line)
         n = ds.size("train") if classes is None else len(classes)
         if classes is not None:
             progress.log(f"{model} is a softmax model: encoding its {n} class vectors (the database of the class "

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from vecspread.codecs.base import Codec
-from vecspread.codecs.lattice import PRODUCT_MAX_BITS, SPEC
+from vecspread.codecs.lattice import PRODUCT_MAX_BITS, R2_MAX, SPEC
 from vecspread.codecs.lattice.combinatorics import as_int, check_storable
 from vecspread.codecs.lattice.layout import Block, code_size, layout_for
 from vecspread.errors import ConfigError, InputError
@@ -107,6 +107,19 @@ class LatticeCodec(Codec):
         """The coordinates of each block, in order."""
         bounds = np.cumsum([0] + [b.dim for b in self.layout_])
         return [slice(int(a), int(b)) for a, b in zip(bounds, bounds[1:])]
+
+    def fit_notes(self) -> list[str]:
+        """A line when a block stopped at r2 = R2_MAX (faiss's limit) and so the codes carry fewer bits
+        than --bits asked: a block too narrow for its share of the budget."""
+        self._require_fitted()
+        capped = [b for b in self.layout_ if b.r2 == R2_MAX]
+        if self.bits is None or not capped or self.code_bits >= self.bits:
+            return []
+        narrow = min(b.dim for b in capped)
+        return [f"the lattice codes carry {self.code_bits} of the {self.bits} bits asked: a block of {narrow} "
+                f"dimensions stops at r2 {R2_MAX} (faiss's limit), {min(b.bits for b in capped)} bits; for "
+                f"{self.bits} bits code more dimensions (e.g. train with a larger --dout)"
+                + (f", or ask --bits {self.code_bits} to say what the codes hold" if len(self.layout_) == 1 else "")]
 
     @property
     def code_bits(self) -> int:
