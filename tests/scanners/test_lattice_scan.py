@@ -209,6 +209,9 @@ def test_searcher_open_answers_like_the_search_stage(pipeline):
     with Searcher.open(str(pipeline.lattice_codes)) as searcher, h5py.File(pipeline.lattice_results, "r") as f:
         assert searcher.mode == "resident" and "lattice" in repr(searcher)
         first = searcher.search(xq[:5], 100)
-        assert (first.I == f["neighbors"][:5]).all() and (first.D == f["distances"][:5]).all()
+        # the ids as the stage's; distances to float32 rounding (a 5-query matmul of the query transform
+        # may round its last bits unlike the stage's whole batch: BLAS blocks by batch size)
+        assert (first.I == f["neighbors"][:5]).all()
+        np.testing.assert_allclose(first.D, f["distances"][:5], rtol=1e-6, atol=1e-6)
         again = searcher.search(xq, 100)  # the same loaded codes answer the next request
         assert (again.I == f["neighbors"][:]).all()

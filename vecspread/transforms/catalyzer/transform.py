@@ -191,8 +191,9 @@ class CatalyzerTransform(NeuralTransform):
                 raise
             lattice = None
             report.log(f"no lattice validation: {e}")
-        for line in lattice.fit_notes() if lattice is not None and self.val_codec == "lattice" else []:
-            report.log(line)
+        if lattice is not None and report is not None and self.val_codec == "lattice":
+            for line in lattice.fit_notes():
+                report.log(line)
         return CatalyzerObjective(self, ntr, lattice.quantize if train_lattice else None, lattice is not None, report)
 
     def _lattice_codec(self) -> Any:
