@@ -45,6 +45,10 @@ RUNS: dict[str, tuple[list[str], list[str]]] = {
     # the paper's width (1024) inside the 30 minutes (29, so that positives and the last validation fit)
     "cat24-lattice-1024-29min": (["--method", "catalyzer", "--dout", "24", "--dint", "1024", "--epochs", "160",
                                   "--val-every", "4", "--max-minutes", "29"], ["--codec", "lattice", "--bits", "64"]),
+    # catalyzer + sign at the paper's width in the same 29 minutes
+    "cat64-sign-1024-29min": (["--method", "catalyzer", "--dout", "64", "--dint", "1024", "--epochs", "160",
+                               "--val-every", "4", "--max-minutes", "29", "--lam", "0.02", "--val-codec", "sign"],
+                              ["--codec", "sign"]),
     "cat24-lattice-10min": (["--method", "catalyzer", "--dout", "24", *BUDGETED, "--max-minutes", "10"],
                             ["--codec", "lattice", "--bits", "64"]),
     "cat24-lattice-default": (["--method", "catalyzer", "--dout", "24"], ["--codec", "lattice", "--bits", "64"]),

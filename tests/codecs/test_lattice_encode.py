@@ -75,3 +75,34 @@ def test_comb_table_is_pascals_triangle():
 
     tab = comb_table()
     assert all(int(tab[n, k]) == comb(n, k) for n in range(65) for k in range(65))
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 7, 16, 18, 24, 31, 33, 48, 64])
+def test_sorting_network_sorts_every_input_in_decreasing_order(d):
+    """The encoder's branch-free sort: random inputs with many ties, and the 0-1 inputs that exercise
+    every comparator (the 0-1 principle: a network sorting all of them sorts everything; all for d <= 16)."""
+    from vecspread.codecs.lattice.encode_kernels import sorting_network
+
+    net = sorting_network(d)
+    assert net.shape[1] == 2 and (net[:, 0] < net[:, 1]).all() and (net < d).all()
+    rng = np.random.default_rng(d)
+    inputs = rng.integers(0, 4, (3000, d))
+    if d <= 16:
+        inputs = np.concatenate([inputs, (np.arange(2 ** d)[:, None] >> np.arange(d)) & 1])
+    x = inputs.copy()
+    for i, j in net:  # each comparator puts the larger value at i
+        hi, lo = np.maximum(x[:, i], x[:, j]), np.minimum(x[:, i], x[:, j])
+        x[:, i], x[:, j] = hi, lo
+    np.testing.assert_array_equal(x, -np.sort(-inputs, axis=1))
+
+
+def test_a_block_of_columns_of_a_wider_array_encodes_as_a_copy_would():
+    """The codec hands the kernel strided column blocks; zero and -0.0 rows get rank 0."""
+    y = np.random.default_rng(3).standard_normal((5000, 48)).astype(np.float32)
+    y[10], y[11] = 0.0, -0.0
+    tables = enumeration_tables(24, 79)
+    strided, copied = np.empty(len(y), np.uint64), np.empty(len(y), np.uint64)
+    encode_ranks(y[:, 24:], *tables, strided)
+    encode_ranks(np.ascontiguousarray(y[:, 24:]), *tables, copied)
+    np.testing.assert_array_equal(strided, copied)
+    assert strided[10] == strided[11] == 0

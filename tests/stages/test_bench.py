@@ -81,3 +81,10 @@ def test_a_training_stopped_by_the_budget_is_marked(syn, tmp_path):
            "--max-train", "500", "-o", out, "--no-plot")
     cell = json.loads((out / "bench.json").read_text())["cells"][0]
     assert "stopped by --budget-minutes after 1 of 160 epochs" in cell["under_trained"], cell  # the paper's schedule
+
+
+def test_opq_at_a_budget_whose_m_does_not_divide_d_keeps_the_dimensions_that_it_does():
+    """96 bits on 128-d SIFT: 12 sub-quantizers; OPQ rotates to 120 dimensions (faiss OPQ12_120)."""
+    assert make_cell("opq", 96, quick=False, d=128).train["dout"] == 120
+    assert "dout" not in make_cell("opq", 64, quick=False, d=128).train
+    assert "dout" not in make_cell("pq", 96, quick=False, d=128).train  # PQ cannot: its cell is refused later

@@ -7,6 +7,7 @@ on the same real vectors (a slice of debsift200k): codes must be identical and r
 from __future__ import annotations
 
 import json
+import re
 
 import faiss
 import h5py
@@ -89,6 +90,13 @@ def _opq_ref(d: int):
     return index
 
 
+def _opq_120_ref(d: int):
+    # 96 bits on 128 dimensions: 12 sub-quantizers need a rotation to a multiple of 12 dimensions
+    index = faiss.index_factory(d, "OPQ12_120,PQ12np")
+    faiss.downcast_VectorTransform(index.chain.at(0)).niter = 3
+    return index
+
+
 # name -> (train --method and options, or a codec on the raw vectors; faiss reference; training vectors)
 CASES = {
     "lsh": (("lsh", {"bits": 64}), lambda d: faiss.IndexLSH(d, 64, True, False), N_LEARN),
@@ -98,6 +106,7 @@ CASES = {
     "pq": (("pq", {"bits": 64}), lambda d: faiss.index_factory(d, "PQ8np"), N_LEARN),
     "opq": (("opq", {"bits": 64, "train_iters": 3}), _opq_ref, N_LEARN),
     "opq-codec": (lambda: OPQCodec(bits=64, train_iters=3), _opq_ref, N_LEARN),
+    "opq-96-dout-120": (("opq", {"bits": 96, "train_iters": 3, "dout": 120}), _opq_120_ref, N_LEARN),
     "lsq": (("lsq", {"bits": 64, "train_iters": 2, "encode_ils_iters": 2}), _lsq_ref, 1000),
 }
 
@@ -236,6 +245,29 @@ def test_opq_rotation_is_orthonormal_and_decode_returns_to_input_space():
     np.testing.assert_allclose(R @ R.T, np.eye(32), atol=1e-4)
     rel = np.linalg.norm(codec.decode(codec.encode(xt)) - xt) / np.linalg.norm(xt)
     assert rel < 0.5
+
+
+def test_opq_dout_keeps_orthonormal_rows_and_its_state_round_trips():
+    xt = _small(d=40)
+    codec = OPQCodec(bits=64, train_iters=2, dout=24).fit(xt)
+    R = codec.get_arrays()["rotation"]
+    assert R.shape == (24, 40) and codec.get_config()["dout"] == 24 and codec.code_size == 8
+    np.testing.assert_allclose(R @ R.T, np.eye(24), atol=1e-4)
+    assert codec.decode(codec.encode(xt)).shape == xt.shape  # back in the input space (R's row space)
+    again = OPQCodec.from_state(codec.get_config(), codec.get_arrays())
+    np.testing.assert_array_equal(again.encode(xt), codec.encode(xt))
+    plain = OPQCodec(bits=32, train_iters=1).fit(xt)  # no --dout: D = d, and the state says so
+    assert OPQCodec.from_state(plain.get_config(), plain.get_arrays()).dout is None
+
+
+@pytest.mark.parametrize("bits,dout,message", [
+    (96, None, "or --dout 36 (faiss OPQ12_36"),  # 12 does not divide 40: the fix names the dout that works
+    (96, 30, "does not divide --dout 30"),
+    (64, 48, "--dout 48 is more than the input's 40 dimensions"),
+])
+def test_opq_refuses_a_dout_that_cannot_work_and_names_the_fix(bits, dout, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        OPQCodec(bits=bits, train_iters=1, dout=dout).fit(_small(d=40))
 
 
 # --- the pipeline (train -> encode -> search) --------------------------------------------------------

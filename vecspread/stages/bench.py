@@ -29,6 +29,7 @@ from typing import Any
 
 from vecspread.errors import ConfigError
 from vecspread.io.atomic import write_text
+from vecspread.io.datasets import Dataset
 from vecspread.plotting import pyplot_or_none, save_png
 from vecspread.progress import Progress, as_progress
 from vecspread.stages.encode import encode_dataset
@@ -77,9 +78,11 @@ class Cell:
 CATALYZER_EPOCHS, CATALYZER_BUDGET_EPOCHS = 8, 160
 
 
-def make_cell(name: str, bits: int, quick: bool, budgeted: bool = False) -> Cell | str:
+def make_cell(name: str, bits: int, quick: bool, budgeted: bool = False, d: int | None = None) -> Cell | str:
     """The cell for ``name`` at ``bits``, or a string saying why it cannot run. ``budgeted``: the learned
-    rows get --budget-minutes, so the catalyzer's schedule is the paper's 160 epochs, compressed to fit."""
+    rows get --budget-minutes, so the catalyzer's schedule is the paper's 160 epochs, compressed to fit.
+    ``d``: the dataset's dimension; OPQ at a budget whose M = bits / 8 does not divide it keeps the
+    d - d mod M leading rotated dimensions (faiss "OPQ{M}_{D}", e.g. OPQ12_120 at 96 bits on 128-d SIFT)."""
     if bits <= 0 or bits % 8:
         return f"{bits} bits: not a positive multiple of 8"
     epochs = CATALYZER_BUDGET_EPOCHS if budgeted else CATALYZER_EPOCHS
@@ -93,6 +96,9 @@ def make_cell(name: str, bits: int, quick: bool, budgeted: bool = False) -> Cell
         opts = {"bits": bits, **({"train_iters": 2, "encode_ils_iters": 2} if quick and name == "lsq" else {})}
         if quick and name == "opq":
             opts["train_iters"] = 5
+        M = bits // 8
+        if name == "opq" and d is not None and d % M and d >= M:
+            opts["dout"] = d - d % M
         return Cell(name, bits, name, opts, None)
     if name == "pca-sign":
         return Cell(name, bits, "pca", {"dout": bits}, "sign")
@@ -148,7 +154,9 @@ def run_bench(
 
     rows: list[dict[str, Any]] = []
     trained: dict[str, tuple[str, float]] = {}
-    plan = [(m, b, make_cell(m, b, quick, budget_minutes is not None)) for b in bits for m in methods]
+    with Dataset(dataset) as ds:
+        d = ds.d
+    plan = [(m, b, make_cell(m, b, quick, budget_minutes is not None, d)) for b in bits for m in methods]
     for i, (name, b, cell) in enumerate(plan, 1):
         label = f"[{i}/{len(plan)}] {name} @ {b} bits"
         if isinstance(cell, str):

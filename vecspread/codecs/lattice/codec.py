@@ -195,8 +195,8 @@ class LatticeCodec(Codec):
     def _ranks(self, y: np.ndarray) -> np.ndarray:
         """(n, d) float32 finite -> (n, n_blocks) uint64 ranks of each block's nearest lattice direction.
 
-        Each block is divided by its max-abs value first: the argmax is scale-free, and this keeps
-        faiss's float32 dot products away from overflow and underflow (an L2 norm of 1e20 would
+        The kernel divides each block by its max-abs value first: the argmax is scale-free, and this
+        keeps the float32 screen of the atoms away from overflow and underflow (an L2 norm of 1e20 would
         overflow float32). An all-zero block has no direction; it gets rank 0, which decodes to
         ``atoms(d_b, r2_b)[0]`` as is (non-negative, in the leading coordinates).
         """
@@ -207,15 +207,9 @@ class LatticeCodec(Codec):
         n = y.shape[0]
         ranks = np.empty((n, self.n_blocks), dtype=np.uint64)
         for b, (cols, tables) in enumerate(zip(self.block_slices(), self._encode_tables)):
-            yb = y[:, cols]
-            scale = np.abs(yb).max(axis=1)
-            zero = scale == 0
-            scale[zero] = 1
-            y_scaled = np.ascontiguousarray(yb / scale[:, None], dtype=np.float32)
             out = np.empty(n, dtype=np.uint64)
             if n:
-                encode_ranks(y_scaled, *tables, out)
-            out[zero] = 0
+                encode_ranks(y[:, cols], *tables, out)
             ranks[:, b] = out
         return ranks
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from vecspread.codecs.base import Codec, whole_bytes
 from vecspread.codecs.pq import LSQ, OPQ, PQ
-from vecspread.errors import ConfigError
+from vecspread.errors import ConfigError, InputError
 
 #: bits per sub-quantizer index (256 centroids), as ``IndexPQ(d, M, 8)`` and the factory's ``PQ{M}``
 NBITS = 8
@@ -127,12 +127,15 @@ class PQCodec(_FaissSACodec):
 
 
 class OPQCodec(Codec):
-    """A learned rotation, then PQ: equal to faiss ``index_factory(d, "OPQ{M},PQ{M}")``, M = bits / 8.
+    """A learned rotation, then PQ: equal to faiss ``index_factory(d, "OPQ{M},PQ{M}")``, M = bits / 8, or
+    with ``dout`` D to ``index_factory(d, "OPQ{M}_{D},PQ{M}")``.
 
-    The rotation R (d, d) is faiss ``OPQMatrix(d, M)`` (``train_iters`` alternations, faiss default 50);
-    PQ is then trained on the rotated vectors. Distances are those of the rotated space, which equal
-    those of the input space since R is orthonormal. Use it after a learned transform
-    (``encode --codec opq``): "Catalyst + OPQ".
+    The rotation R (D, d) is faiss ``OPQMatrix(d, M, D)`` (``train_iters`` alternations, faiss default
+    50; D = d unless ``dout`` says otherwise); PQ is then trained on the rotated vectors. Distances are
+    those of the rotated space: they equal those of the input space when D = d (R is orthonormal), and
+    are those between the projections on R's D orthonormal rows when D < d (the way to a bit budget
+    whose M does not divide d, e.g. 96 bits on 128 dimensions: ``--dout 120``). Use it after a learned
+    transform (``encode --codec opq``): "Catalyst + OPQ".
     """
 
     spec = OPQ
@@ -141,13 +144,23 @@ class OPQCodec(Codec):
     needs_training = True
     min_train = KSUB
 
+    def _rotated_dim(self, d: int) -> int:
+        """D, once it is checked against the input's dimension d and the bit budget."""
+        D = d if self.dout is None else self.dout
+        if D > d:
+            raise ConfigError(f"{self.name}: --dout {D} is more than the input's {d} dimensions (the rotation "
+                              f"keeps D of them); choose --dout {d} or less")
+        sub_quantizers(self.bits, D, self.name, need_divide=True, what="--dout" if self.dout else "the dimension")
+        return D
+
     def check_dimension(self, d: int) -> None:
-        sub_quantizers(self.bits, d, self.name, need_divide=True)
+        self._rotated_dim(d)
 
     def fit(self, yt: np.ndarray) -> "OPQCodec":
         """Train the rotation, then PQ on the rotated (n, d) float32 vectors; returns self."""
         yt = _as_float32(yt)
-        rotation = train_opq_rotation(yt, self.bits, self.train_iters, self.name)
+        D = self._rotated_dim(yt.shape[1])
+        rotation = train_opq_rotation(yt, self.bits, self.train_iters, self.name, dout=D)
         self.rotation_ = faiss_linear(rotation)
         self.pq_ = PQCodec(bits=self.bits).fit(self.rotation_.apply(yt))
         self.d_ = yt.shape[1]
@@ -162,29 +175,38 @@ class OPQCodec(Codec):
         return self.pq_.encode(self.rotation_.apply(self.check_queries(y)))
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
-        """(n, M) uint8 -> (n, d) float32 reconstructions, rotated back into the input space."""
+        """(n, M) uint8 -> (n, d) float32 reconstructions, rotated back into the input space (R^T times
+        the (n, D) reconstruction: within R's row space when D < d)."""
         return self.rotation_.reverse_transform(self.pq_.decode(codes))
 
     def adc_index(self) -> faiss.IndexPQ:
         return self.pq_.index_
 
     def adc_queries(self, yq: np.ndarray) -> np.ndarray:
-        """The rotated queries: distances in the rotated space equal those of the input space."""
+        """The rotated queries (n, D): distances in the rotated space equal those of the input space
+        when D = d."""
         return self.rotation_.apply(self.check_queries(yq))
 
     def get_config(self) -> dict[str, Any]:
-        return {**self.pq_.get_config(), "train_iters": self.train_iters}
+        # d is the input's dimension; the PQ's is D
+        return {**self.pq_.get_config(), "d": self.d_, "dout": self.pq_.d_, "train_iters": self.train_iters}
 
     def get_arrays(self) -> dict[str, np.ndarray]:
-        """``rotation`` (d, d) float32 (y_rot = R y) and ``centroids`` (M, 256, d / M) float32."""
+        """``rotation`` (D, d) float32 (y_rot = R y) and ``centroids`` (M, 256, D / M) float32."""
         return {"rotation": linear_matrix(self.rotation_), **self.pq_.get_arrays()}
 
     @classmethod
     def from_state(cls, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> "OPQCodec":
-        c = cls(bits=int(config["bits"]), train_iters=config.get("train_iters"))
-        c.d_ = int(config["d"])
-        c.rotation_ = faiss_linear(arrays["rotation"])
-        c.pq_ = PQCodec.from_state(config, arrays)
+        rotation = arrays["rotation"]
+        D, d = rotation.shape
+        if d != int(config["d"]) or D != int(config.get("dout", d)):
+            raise InputError(f"opq state: a rotation of shape {rotation.shape} for d={config['d']}, "
+                             f"dout={config.get('dout', d)}")
+        c = cls(bits=int(config["bits"]), train_iters=config.get("train_iters"),
+                dout=None if D == d else D)
+        c.d_ = d
+        c.rotation_ = faiss_linear(rotation)
+        c.pq_ = PQCodec.from_state({**config, "d": D}, arrays)
         return c
 
 
@@ -263,28 +285,35 @@ class LSQCodec(_FaissSACodec):
 # Shared pieces (also used by the baseline methods in vecspread.transforms.baselines)
 
 
-def sub_quantizers(bits: int | None, d: int, codec: str, *, need_divide: bool = True) -> int:
+def sub_quantizers(bits: int | None, d: int, codec: str, *, need_divide: bool = True,
+                   what: str = "the dimension") -> int:
     """M = bits / 8 for a PQ-family codec on d dimensions, or ConfigError naming the fix.
 
     ``need_divide``: PQ and OPQ cut the vector into M groups of d / M dimensions, so M must divide d;
-    LSQ's codebooks span all d dimensions and take any M.
+    LSQ's codebooks span all d dimensions and take any M. ``what``: how the message names d.
     """
     if bits is None:
         raise ConfigError(f"{codec} needs --bits: M = bits / {NBITS} sub-quantizers of {NBITS} bits (e.g. --bits 64)")
     M = whole_bytes(bits, f"{codec}: --bits") // NBITS
     if need_divide and d % M:
         valid = ", ".join(str(NBITS * m) for m in range(1, d + 1) if d % m == 0)
-        raise ConfigError(f"{codec}: --bits {bits} gives M = {M} sub-quantizers, which does not divide the "
-                          f"dimension {d}; choose --bits among {valid}")
+        fix = f"choose --bits among {valid}"
+        if codec == "opq" and what == "the dimension":
+            fix += f", or --dout {d - d % M} (faiss OPQ{M}_{d - d % M}: the rotation keeps {d - d % M} dimensions)"
+        raise ConfigError(f"{codec}: --bits {bits} gives M = {M} sub-quantizers, which does not divide "
+                          f"{what} {d}; {fix}")
     return M
 
 
-def train_opq_rotation(yt: np.ndarray, bits: int | None, train_iters: int | None, codec: str) -> np.ndarray:
-    """faiss ``OPQMatrix(d, M)`` trained on (n, d) float32 vectors; returns R (d, d) float32, y_rot = R y."""
+def train_opq_rotation(yt: np.ndarray, bits: int | None, train_iters: int | None, codec: str,
+                       dout: int | None = None) -> np.ndarray:
+    """faiss ``OPQMatrix(d, M, D)`` trained on (n, d) float32 vectors (D = ``dout``, default d); returns
+    R (D, d) float32 with orthonormal rows, y_rot = R y."""
     d = yt.shape[1]
-    M = sub_quantizers(bits, d, codec)
+    D = d if dout is None else dout
+    M = sub_quantizers(bits, D, codec)
     _check_train_size(yt, codec)
-    opq = faiss.OPQMatrix(d, M)
+    opq = faiss.OPQMatrix(d, M, D)
     opq.niter = OPQ_TRAIN_ITERS if train_iters is None else train_iters
     opq.train(yt)
     return linear_matrix(opq)
