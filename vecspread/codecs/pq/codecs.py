@@ -14,7 +14,7 @@ objects are rebuilt in ``from_state``; no faiss serialisation blob is ever store
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import faiss
 import numpy as np
@@ -150,7 +150,11 @@ class OPQCodec(Codec):
         if D > d:
             raise ConfigError(f"{self.name}: --dout {D} is more than the input's {d} dimensions (the rotation "
                               f"keeps D of them); choose --dout {d} or less")
-        sub_quantizers(self.bits, D, self.name, need_divide=True, what="--dout" if self.dout else "the dimension")
+        if self.dout is None:  # the rotation can drop dimensions so that M divides them: faiss OPQ{M}_{D}
+            sub_quantizers(self.bits, D, self.name, other_fix=lambda M: f"--dout {D - D % M} (faiss OPQ{M}_{D - D % M}: "
+                           f"the rotation keeps {D - D % M} dimensions)")
+        else:
+            sub_quantizers(self.bits, D, self.name, what="--dout")
         return D
 
     def check_dimension(self, d: int) -> None:
@@ -286,11 +290,12 @@ class LSQCodec(_FaissSACodec):
 
 
 def sub_quantizers(bits: int | None, d: int, codec: str, *, need_divide: bool = True,
-                   what: str = "the dimension") -> int:
+                   what: str = "the dimension", other_fix: Callable[[int], str] | None = None) -> int:
     """M = bits / 8 for a PQ-family codec on d dimensions, or ConfigError naming the fix.
 
     ``need_divide``: PQ and OPQ cut the vector into M groups of d / M dimensions, so M must divide d;
     LSQ's codebooks span all d dimensions and take any M. ``what``: how the message names d.
+    ``other_fix``: given M, one more way out that the codec offers (appended to the message).
     """
     if bits is None:
         raise ConfigError(f"{codec} needs --bits: M = bits / {NBITS} sub-quantizers of {NBITS} bits (e.g. --bits 64)")
@@ -298,8 +303,8 @@ def sub_quantizers(bits: int | None, d: int, codec: str, *, need_divide: bool = 
     if need_divide and d % M:
         valid = ", ".join(str(NBITS * m) for m in range(1, d + 1) if d % m == 0)
         fix = f"choose --bits among {valid}"
-        if codec == "opq" and what == "the dimension":
-            fix += f", or --dout {d - d % M} (faiss OPQ{M}_{d - d % M}: the rotation keeps {d - d % M} dimensions)"
+        if other_fix is not None:
+            fix += f", or {other_fix(M)}"
         raise ConfigError(f"{codec}: --bits {bits} gives M = {M} sub-quantizers, which does not divide "
                           f"{what} {d}; {fix}")
     return M
