@@ -49,6 +49,9 @@ RUNS: dict[str, tuple[list[str], list[str]]] = {
     "cat64-sign-1024-29min": (["--method", "catalyzer", "--dout", "64", "--dint", "1024", "--epochs", "160",
                                "--val-every", "4", "--max-minutes", "29", "--lam", "0.02", "--val-codec", "sign"],
                               ["--codec", "sign"]),
+    # catalyzer + sign with the lambda that `vecspread tune` picks for dout 64 + sign (0.05; RESULTS.md, issue 16)
+    "cat64-sign-lam05-20min": (["--method", "catalyzer", "--dout", "64", *BUDGETED, "--max-minutes", "20",
+                                "--lam", "0.05", "--val-codec", "sign"], ["--codec", "sign"]),
     "cat24-lattice-10min": (["--method", "catalyzer", "--dout", "24", *BUDGETED, "--max-minutes", "10"],
                             ["--codec", "lattice", "--bits", "64"]),
     "cat24-lattice-default": (["--method", "catalyzer", "--dout", "24"], ["--codec", "lattice", "--bits", "64"]),
