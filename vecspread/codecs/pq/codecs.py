@@ -151,8 +151,8 @@ class OPQCodec(Codec):
             raise ConfigError(f"{self.name}: --dout {D} is more than the input's {d} dimensions (the rotation "
                               f"keeps D of them); choose --dout {d} or less")
         if self.dout is None:  # the rotation can drop dimensions so that M divides them: faiss OPQ{M}_{D}
-            sub_quantizers(self.bits, D, self.name, other_fix=lambda M: f"--dout {D - D % M} (faiss OPQ{M}_{D - D % M}: "
-                           f"the rotation keeps {D - D % M} dimensions)")
+            sub_quantizers(self.bits, D, self.name, other_fix=lambda M: (
+                f"--dout {D - D % M} (faiss OPQ{M}_{D - D % M}: the rotation keeps {D - D % M} dimensions)"))
         else:
             sub_quantizers(self.bits, D, self.name, what="--dout")
         return D
