@@ -93,3 +93,51 @@ def test_end_to_end_training_through_the_product_codec(clustered):
     np.testing.assert_array_equal(objective.quantize(out), codec.quantize(out))
     t = CatalyzerTransform(**TINY, bits=96, blocks=3, quantizer_train="lattice").fit(clustered)
     assert np.isfinite(t.history_[-1]["triplet"]) and t.apply(clustered[:5]).shape == (5, 12)
+
+
+def test_the_pca_path_starts_at_the_rotated_pca_projection(clustered):
+    from vecspread.neural.mlp import build_mlp, init_mlp, init_pca_path
+
+    net = build_mlp(16, 12, 32, 2, blocks=(6, 6), linear_path=True)
+    init_mlp(net, torch.Generator().manual_seed(0))
+    init_pca_path(net, clustered, seed=5)
+    x = clustered.astype(np.float64)
+    xc = x - x.mean(axis=0)
+    vt = np.linalg.svd(xc, full_matrices=False)[2][:12]  # (12, 16) leading principal directions
+    w = net.linear_path.weight.detach().numpy().astype(np.float64)
+    # the rows are an orthogonal mix of exactly those directions, at one common scale
+    gram = w @ w.T
+    np.testing.assert_allclose(gram, gram[0, 0] * np.eye(12), atol=1e-6 * gram[0, 0])
+    np.testing.assert_allclose(w @ vt.T @ vt, w, atol=1e-5 * np.sqrt(gram[0, 0]))
+    z = xc @ w.T
+    assert z.var(axis=0).mean() == pytest.approx(1, rel=1e-3)  # unit mean variance per output
+    blocks = [z[:, :6], z[:, 6:]]
+    ref = np.hstack([b / np.linalg.norm(b, axis=1, keepdims=True) for b in blocks]) / np.sqrt(2)
+    y = net.eval()(torch.from_numpy(clustered)).detach().numpy()
+    np.testing.assert_allclose(y, ref, atol=1e-5)  # before any step: the normalised PCA map
+    assert sorted(k for k in net.state_dict() if k.startswith("linear_path")) == ["linear_path.bias",
+                                                                                  "linear_path.weight"]
+
+
+def test_training_with_the_pca_path_saves_resumes_and_refuses_more_outputs_than_inputs(clustered, tmp_path):
+    from vecspread.errors import ConfigError
+    from vecspread.neural.checkpoint import read_checkpoint
+    from vecspread.runtime import RunSettings
+
+    params = dict(TINY, bits=96, blocks=3, pca_path=True, epochs=2, val_size=0, kneg=5)
+    full = CatalyzerTransform(**params).fit(clustered)
+    assert full.net_.linear_path is not None and np.isfinite(full.history_[-1]["triplet"])
+    u = CatalyzerTransform.from_state(full.get_config(), full.get_weights())
+    np.testing.assert_array_equal(u.apply(clustered), full.apply(clustered))
+    plain = CatalyzerTransform(**{**params, "pca_path": False}).fit(clustered)
+    assert not np.allclose(plain.apply(clustered[:50]), full.apply(clustered[:50]))
+
+    ck = str(tmp_path / "ck.h5")  # stopped after one step, resumed: the linear path is restored, not redrawn
+    CatalyzerTransform(**params).fit(clustered, run=RunSettings(checkpoint=ck, max_minutes=1e-9))
+    assert read_checkpoint(ck, "catalyzer")[0]["step"] == 1
+    resumed = CatalyzerTransform(**params).fit(clustered, run=RunSettings(resume=ck))
+    for name, w in full.get_weights().items():
+        np.testing.assert_array_equal(resumed.get_weights()[name], w)
+
+    with pytest.raises(ConfigError, match="--dout 24 is more than the input's 16 dimensions"):
+        CatalyzerTransform(**{**params, "dout": 24, "bits": 64, "blocks": None}).fit(clustered)

@@ -101,6 +101,11 @@ class Objective:
         """The learning rate of 0-based ``epoch`` of a run of ``epochs`` (None: the optimizer's own)."""
         return None
 
+    def init_network(self, net: nn.Module, xs: np.ndarray) -> None:
+        """Weights drawn from the data, after the random init and before the first step of a run that does
+        not resume (a resumed one restores them): ``xs``, the (ntr, d_in) float32 training vectors as the
+        network sees them. Default: nothing."""
+
     def prepare(self, x_train: np.ndarray, xs: np.ndarray, device: torch.device) -> str:
         """Data fixed for the whole run, from the (ntr, d_in) float32 training vectors as given and as the
         network sees them (scaled); returns a note for the log (what it computed)."""
@@ -187,6 +192,8 @@ def train(method: Any, xt: np.ndarray, run: RunSettings, report: Progress) -> No
         report.log(f"resumed from {run.resume} after {where}")
 
     xs = np.ascontiguousarray(x_train * np.float32(scale), dtype=np.float32)
+    if not run.resume:
+        objective.init_network(net, xs)
     t0 = time.perf_counter()
     note = objective.prepare(x_train, xs, device)
     method.prepare_seconds_ = time.perf_counter() - t0

@@ -61,6 +61,10 @@ PARAMS = ParamSet(
                    "to 64 bits, ceil(bits/64) above, as encode --codec lattice cuts them)"),
     Param("block_norm", bool, True, "With a product lattice, normalise each block of the output on its own, "
           "divided by sqrt(blocks), as the codec decodes it (--no-block-norm: the whole output)", negatable=True),
+    Param("pca_path", bool, False, "Add a linear path from the input to the output (before the normalisation), "
+          "started at the input's PCA projection mixed by a random rotation, with the MLP's output layer at zero: "
+          "training starts from PCA + rotation instead of a random map (needs --dout at most the input's "
+          "dimension)", negatable=True),
     Param("koleo", str, "whole", "KoLeo over the whole output, or per-block: the mean over the product "
           "lattice's blocks of each block's KoLeo", choices=("whole", "per-block")),
     Param("mining", str, "auto", "Neighbour search for positives and hard negatives: exact (brute force), "

@@ -84,7 +84,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vecspread.errors import ConfigError, InputError
-from vecspread.neural.mlp import MLP, build_mlp
+from vecspread.neural.mlp import MLP, build_mlp, init_pca_path
 from vecspread.neural.torch_util import forward_batched
 from vecspread.neural.trainer import Objective
 from vecspread.transforms.neural import NeuralTransform
@@ -112,7 +112,7 @@ class CatalyzerTransform(NeuralTransform):
 
     def build_network(self, d_in: int) -> MLP:
         return build_mlp(d_in, self.dout, self.dint, self.hidden_layers, self.bn_order, wta_sparsity=self.wta_sparsity,
-                         blocks=self.output_blocks() if self.block_norm else None)
+                         blocks=self.output_blocks() if self.block_norm else None, linear_path=self.pca_path)
 
     def output_blocks(self) -> tuple[int, ...] | None:
         """The dimensions of the product lattice's blocks (``--bits`` past 64 or ``--blocks``) when the model
@@ -228,6 +228,11 @@ class CatalyzerObjective(Objective):
 
     def validation_codecs(self) -> dict[str, Any]:
         return {"lattice": self.t._lattice_codec} if self._validate_lattice else {}
+
+    def init_network(self, net: nn.Module, xs: np.ndarray) -> None:
+        """With ``--pca-path``: the linear path at the rotated PCA projection of ``xs``, the MLP's output at 0."""
+        if self.t.pca_path:
+            init_pca_path(net, xs, int(self.t.seed))
 
     def optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
         """Plain SGD with momentum, no weight decay (the paper mentions none)."""
