@@ -244,7 +244,7 @@ def test_estimators_follow_scikit_learn(pipeline):
     with h5py.File(pipeline.data.h5, "r") as f:
         x = f["train"][()].astype(np.float32)
     pca = vecspread.PCA(dout=8)
-    assert pca.get_params() == {"dout": 8}
+    assert pca.get_params() == {"dout": 8, "rotate": False}
     assert pca.set_params(dout=4) is pca and pca.dout == 4
     y = pca.fit(x).transform(x)
     assert y.shape == (len(x), 4) and y.dtype == np.float32

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from vecspread.diagnostics.classes import (correct_angles, cross_polytope_buckets, cross_polytope_hash,
-                                           hyperplane_buckets, mean_correct_angle, norm_stats, random_rotation,
-                                           table_balance)
+                                           hyperplane_buckets, mean_correct_angle, norm_stats, table_balance)
+from vecspread.linalg import random_rotation
 
 
 def test_correct_angles_are_the_direct_angles():

@@ -48,6 +48,16 @@ def test_a_budget_gives_the_catalyzer_rows_the_papers_schedule_to_compress():
     assert make_cell("catalyzer-lattice", 64, quick=True, budgeted=True).train["epochs"] == 1  # --quick wins
 
 
+def test_product_lattice_cells_rotate_pca_and_start_the_catalyzer_from_it():
+    """Past 64 bits (a product of lattice blocks) PCA is rotated and the catalyzer gets --pca-path; up to 64
+    bits (one block) both stay as they were; no path where the output is wider than the input."""
+    assert make_cell("pca-lattice", 128, quick=True).train == {"dout": 48, "rotate": True}
+    assert make_cell("pca-lattice", 64, quick=True).train == {"dout": 24}
+    assert make_cell("catalyzer-lattice", 128, quick=True, d=128).train["pca_path"] is True
+    assert "pca_path" not in make_cell("catalyzer-lattice", 64, quick=True, d=128).train
+    assert "pca_path" not in make_cell("catalyzer-lattice", 512, quick=True, d=128).train  # dout 192 > 128
+
+
 def test_bench_refuses_unknown_methods(syn, tmp_path):
     rc, _, err = run_cli("bench", syn.h5, "--methods", "lsh,nope", "-o", tmp_path / "b")
     assert rc == 2 and "nope" in err and err.count("\n") == 1

@@ -52,6 +52,23 @@ def test_pca_components_orthonormal_and_default_dout(xt):
     np.testing.assert_allclose(d_y, d_x, rtol=1e-4, atol=1e-3)
 
 
+def test_pca_rotate_is_the_projection_rotated_with_the_variance_spread(xt):
+    """--rotate: y = R (P (x - mean)) with R (dout, dout) orthogonal; the distances of the PCA projection are
+    kept, and the leading components' variance is shared between the halves of the output (two blocks)."""
+    dout = 8
+    plain, rotated = PCATransform(dout=dout).fit(xt), PCATransform(dout=dout, rotate=True).fit(xt)
+    y, z = plain.apply(xt).astype(np.float64), rotated.apply(xt).astype(np.float64)
+    r, *_ = np.linalg.lstsq(y, z, rcond=None)  # the (dout, dout) map from the plain to the rotated output
+    np.testing.assert_allclose(r.T @ r, np.eye(dout), atol=1e-4)
+    np.testing.assert_allclose(y @ r, z, atol=1e-3)
+    d_y = np.linalg.norm(y[:50, None] - y[None, :50], axis=-1)
+    d_z = np.linalg.norm(z[:50, None] - z[None, :50], axis=-1)
+    np.testing.assert_allclose(d_z, d_y, rtol=1e-4, atol=1e-3)
+    share = lambda v: v[: dout // 2].sum() / v.sum()  # noqa: E731 - the first block's share of the variance
+    assert share(y.var(0)) > 0.6 and abs(share(z.var(0)) - 0.5) < abs(share(y.var(0)) - 0.5)
+    np.testing.assert_array_equal(PCATransform(dout=dout, rotate=True).fit(xt).matrix_, rotated.matrix_)
+
+
 def test_pca_rejects_bad_dout(xt):
     with pytest.raises(ConfigError):
         PCATransform(dout=21).fit(xt)

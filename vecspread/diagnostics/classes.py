@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from vecspread.linalg import random_rotation
+
 
 def correct_angles(reps: np.ndarray, class_vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Angle (degrees, float64) between each (n, d) representation and its class's row of the (C, d)
@@ -61,12 +63,6 @@ def hyperplane_buckets(x: np.ndarray, n_planes: int, rng: np.random.Generator) -
     planes = rng.standard_normal((x.shape[1], n_planes))
     bits = (x @ planes > 0).astype(np.int64)
     return bits @ (np.int64(1) << np.arange(n_planes, dtype=np.int64)), 2**n_planes
-
-
-def random_rotation(d: int, rng: np.random.Generator) -> np.ndarray:
-    """A uniformly random (d, d) orthogonal matrix (QR of a Gaussian matrix, signs fixed)."""
-    q, r = np.linalg.qr(rng.standard_normal((d, d)))
-    return q * np.sign(np.diag(r))
 
 
 def cross_polytope_hash(x: np.ndarray, rotation: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from vecspread.errors import ConfigError
 from vecspread.limits import MAX_NETWORK_PARAMS
+from vecspread.linalg import random_rotation
 from vecspread.neural.sparsity import LifetimeSparsity
 
 BN_ORDERS = ("bn-relu", "relu-bn")
@@ -148,8 +149,7 @@ def init_pca_path(net: MLP, xs: np.ndarray, seed: int) -> None:
     eigvals, eigvecs = np.linalg.eigh(cov)
     top = eigvecs[:, ::-1][:, :d_out]  # (d_in, d_out), leading directions first
     scale = 1.0 / math.sqrt(max(float(eigvals[::-1][:d_out].mean()), 1e-30))
-    q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((d_out, d_out)))
-    rotation = q * np.sign(np.diag(r))  # Haar-distributed orthogonal (d_out, d_out)
+    rotation = random_rotation(d_out, np.random.default_rng(seed))  # (d_out, d_out)
     weight = scale * (rotation @ top.T)  # (d_out, d_in)
     with torch.no_grad():
         path.weight.copy_(torch.from_numpy(weight.astype(np.float32)))

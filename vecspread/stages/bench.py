@@ -106,9 +106,15 @@ def make_cell(name: str, bits: int, quick: bool, budgeted: bool = False, d: int 
         if bits not in LATTICE_DIM:
             return f"no lattice dimension chosen for {bits} bits (chosen for {', '.join(map(str, LATTICE_DIM))})"
         dout = LATTICE_DIM[bits]
+        product = bits > 64  # more than one lattice block
         if name == "pca-lattice":
-            return Cell(name, bits, "pca", {"dout": dout}, "lattice", lattice)
-        return Cell(name, bits, "catalyzer", {"dout": dout, **neural, "bits": bits}, "lattice", lattice, learned=True)
+            # a product lattice: rotate after PCA so that the blocks share the variance (RESULTS.md, issue 17)
+            return Cell(name, bits, "pca", {"dout": dout, **({"rotate": True} if product else {})}, "lattice",
+                        lattice)
+        # a product lattice: start from the rotated PCA map (--pca-path; at 128 bits +3 points of 1-recall@1)
+        path = {"pca_path": True} if product and (d is None or dout <= d) else {}
+        return Cell(name, bits, "catalyzer", {"dout": dout, **neural, "bits": bits, **path}, "lattice", lattice,
+                    learned=True)
     if name == "catalyzer-sign":
         # bits: its validation reports the lattice at the cell's own budget, which also keeps it cheap (a
         # 16-d lattice at 64 bits, r2 512, is slow to encode in faiss)

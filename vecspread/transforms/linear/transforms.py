@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 
 from vecspread.errors import ConfigError
+from vecspread.linalg import random_rotation
 from vecspread.transforms.base import Transform
-from vecspread.transforms.linear import IDENTITY, PCA, ROTATION
+from vecspread.transforms.linear import IDENTITY, PCA, PCA_ROTATION_SEED, ROTATION
 
 
 class LinearTransform(Transform):
@@ -65,7 +66,9 @@ class IdentityTransform(LinearTransform):
 class PCATransform(LinearTransform):
     """Centre on the training mean and project on the ``dout`` leading principal directions.
 
-    The paper's "PCA + lattice" baseline: the spherical codecs then quantise the direction of y.
+    The paper's "PCA + lattice" baseline: the spherical codecs then quantise the direction of y. With
+    ``rotate``, y is then mixed by a fixed random rotation (matrix_ = R @ components, R (dout, dout)
+    orthogonal), so that each block of a product lattice gets an even share of the variance.
     """
 
     spec = PCA
@@ -85,6 +88,8 @@ class PCATransform(LinearTransform):
         signs = np.sign(components[np.arange(dout), np.abs(components).argmax(axis=1)])
         components *= np.where(signs == 0, 1, signs)[:, None]
         self.explained_variance_ = eigval[order].astype(np.float32)
+        if self.rotate:
+            components = random_rotation(dout, np.random.default_rng(PCA_ROTATION_SEED)) @ components
         return self._set(mean, components)
 
 
@@ -104,8 +109,6 @@ class RotationTransform(LinearTransform):
         # rows orthonormal when dout <= d; when dout > d, stacked independent rotations
         blocks = []
         for _ in range(-(-dout // d)):
-            q, r = np.linalg.qr(rng.standard_normal((d, d)))
-            q *= np.sign(np.diag(r))  # Haar-distributed orthogonal matrix
-            blocks.append(q.T)
+            blocks.append(random_rotation(d, rng).T)
         matrix = np.concatenate(blocks)[:dout]
         return self._set(np.zeros(d, np.float32), matrix)
