@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from vecspread.codecs.lattice.layout import block_count
 from vecspread.errors import ConfigError
 from vecspread.io.atomic import write_text
 from vecspread.io.datasets import Dataset
@@ -106,7 +107,7 @@ def make_cell(name: str, bits: int, quick: bool, budgeted: bool = False, d: int 
         if bits not in LATTICE_DIM:
             return f"no lattice dimension chosen for {bits} bits (chosen for {', '.join(map(str, LATTICE_DIM))})"
         dout = LATTICE_DIM[bits]
-        product = bits > 64  # more than one lattice block
+        product = block_count(dout, bits, None) > 1  # a product of lattice blocks (past 64 bits)
         if name == "pca-lattice":
             # a product lattice: rotate after PCA so that the blocks share the variance (RESULTS.md, issue 17)
             return Cell(name, bits, "pca", {"dout": dout, **({"rotate": True} if product else {})}, "lattice",
