@@ -1,7 +1,7 @@
 """Scan latency, vecspread against faiss in one process: lattice vs IndexPQ, sign vs IndexBinaryFlat.
 
     python benchmarks/scan_latency.py ../shared/data/debsift200k.h5 [--copies 5] [--threads 1] [--reps 7]
-        [--lattice-bits 64,128] [--no-sign]
+        [--lattice-bits 64,128] [--no-sign] [--lsq-bits 64,128] [--no-lattice]
 
 The database is the dataset's ``train`` repeated ``--copies`` times (5: 1M vectors from the 200k of
 debsift200k), every copy after the first with integer jitter in [-2, 2] added and clipped to 0..255
@@ -17,7 +17,15 @@ queries; the table gives the median over repetitions of ms per query and the rat
   ``IndexPQ(d, bits / 8, 8)``, and the encode throughput of both (lattice codec on the PCA outputs,
   faiss ``sa_encode`` on the raw float32 vectors, interleaved, the median of ``--reps``);
 - sign: ``rotation --dout 64`` sign codes (classic LSH) against faiss ``IndexBinaryFlat(64)`` holding
-  the very same codes and given the queries' codes (its side does no projection).
+  the very same codes and given the queries' codes (its side does no projection);
+- lsq (``--lsq-bits``): LSQ codes of the database (the ``lsq`` codec trained on the first
+  ``--lsq-train`` learn vectors with 2 training rounds and encoded with 1 local-search round: the scan's
+  cost does not depend on how good the codebooks are) searched by a :class:`vecspread.searcher.Searcher`
+  against faiss ``IndexLocalSearchQuantizer`` holding the same codes with their norms (``ST_norm_float``,
+  faiss's look-up-table search of additive codes), against ``IndexPQ(d, bits / 8, 8)`` (codes of the same
+  size), and, for the record, the scan that decodes the codes at every call (the many-queries path of
+  ``vecspread.scanners.decoded``, forced) against ``IndexPQ``; then that scan against the look-up tables at
+  64 to 1000 queries per call, around where :func:`vecspread.scanners.decoded.use_tables` switches.
 
 k = 100. The searcher is built once (its load time, and the memory of its search-ready form, are
 printed). Prints a markdown table on stdout and progress on stderr.
@@ -37,6 +45,9 @@ import h5py
 import numpy as np
 
 BATCHES = (1, 10, 1000)
+
+#: queries per call where the LSQ scan's two paths are compared (``--lsq-bits``)
+CROSSOVER_BATCHES = (64, 128, 512, 1000)
 
 
 def log(msg: str) -> None:
@@ -64,10 +75,11 @@ def timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def compare(name: str, ours, theirs, xq: np.ndarray, xq_theirs: np.ndarray, k: int, reps: int) -> list[tuple]:
+def compare(name: str, ours, theirs, xq: np.ndarray, xq_theirs: np.ndarray, k: int, reps: int,
+            batches: tuple[int, ...] = BATCHES) -> list[tuple]:
     rows = []
-    for b in BATCHES:
-        calls = max(1, min(len(xq) // b, 20 if b == 1 else 5 if b == 10 else 1))
+    for b in batches:
+        calls = max(1, min(len(xq) // b, 20 if b == 1 else 5 if b <= 32 else 1))
         t_ours, t_theirs = [], []
         for rep in range(reps):
             for c in range(calls):
@@ -91,6 +103,10 @@ def main() -> None:
     ap.add_argument("--lattice-bits", type=lambda v: [int(b) for b in v.split(",")], default=[64],
                     help="comma-separated lattice sizes (64, 96, 128, 256), each against IndexPQ of bits/8 bytes")
     ap.add_argument("--no-sign", action="store_true", help="skip the sign-code comparison")
+    ap.add_argument("--no-lattice", action="store_true", help="skip the lattice comparison (--lattice-bits)")
+    ap.add_argument("--lsq-bits", type=lambda v: [int(b) for b in v.split(",")], default=[],
+                    help="comma-separated LSQ sizes (multiples of 8), each against faiss's LSQ and IndexPQ")
+    ap.add_argument("--lsq-train", type=int, default=20000, help="learn vectors the LSQ codebooks are trained on")
     args = ap.parse_args()
 
     from vecspread.runtime import set_threads
@@ -105,7 +121,7 @@ def main() -> None:
     rows = []
 
     encode_rows = []
-    for bits in args.lattice_bits:  # lattice (a product past 64 bits) vs PQ of the same size
+    for bits in [] if args.no_lattice else args.lattice_bits:  # lattice (a product past 64 bits) vs PQ of the same size
         dout = LATTICE_DIM[bits]
         transform, codec = fit_method("pca", xt, dout=dout)
         codec = _lattice(xt, transform, bits)
@@ -137,6 +153,9 @@ def main() -> None:
                         lambda q, k: pq.search(q, k), xq, xq, args.k, args.reps)
         searcher.close()
 
+    for bits in args.lsq_bits:
+        rows += lsq_rows(bits, xb, xq, xt, args)
+
     # sign vs IndexBinaryFlat
     if args.no_sign:
         return report(rows, encode_rows, n, args)
@@ -166,6 +185,62 @@ def report(rows: list[tuple], encode_rows: list[tuple], n: int, args: argparse.N
     print("|---|---|---|---|")
     for bits, dout, lat, pq in encode_rows:
         print(f"| {bits} bits (PCA {dout}; PQ M = {bits // 8}) | {lat:,.0f} | {pq:,.0f} | {lat / pq:.2f} |")
+
+
+def lsq_rows(bits: int, xb: np.ndarray, xq: np.ndarray, xt: np.ndarray, args: argparse.Namespace) -> list[tuple]:
+    """The LSQ scan against faiss's LSQ look-up tables and IndexPQ; its two paths against each other."""
+    from vecspread.scanners import decoded
+    from vecspread.searcher import Searcher
+    from vecspread.stages.train import fit_method
+
+    n, d = xb.shape
+    t0 = time.perf_counter()
+    transform, codec = fit_method("lsq", xt[: args.lsq_train], bits=bits, train_iters=2, encode_ils_iters=1)
+    codes = encode_all(transform, codec, xb)
+    log(f"lsq {bits} bits: trained and encoded {n} vectors in {time.perf_counter() - t0:.0f} s")
+    M = codec.code_size
+    recon_norms = np.concatenate([(codec.decode(codes[s : s + 65536]).astype(np.float64) ** 2).sum(1)
+                                  for s in range(0, n, 65536)]).astype(np.float32)
+    lut_index = faiss.IndexLocalSearchQuantizer(d, M, 8, faiss.METRIC_L2, faiss.AdditiveQuantizer.ST_norm_float)
+    faiss.copy_array_to_vector(codec.codebooks_.ravel(), lut_index.lsq.codebooks)
+    lut_index.lsq.is_trained = lut_index.is_trained = True
+    lut_index.add_sa_codes(np.hstack([codes, recon_norms.view(np.uint8).reshape(n, 4)]))
+    pq = faiss.IndexPQ(d, M, 8)
+    pq.train(xt)
+    pq.add_sa_codes(codes)  # the scan's cost, not its recall, is measured: any M-byte codes serve
+    t0 = time.perf_counter()
+    searcher = Searcher(transform, codec, codes)
+    log(f"lsq {bits} bits: {codes.nbytes / 2**20:.1f} MiB of codes, search-ready form "
+        f"{searcher.resident_bytes / 2**20:.1f} MiB built in {time.perf_counter() - t0:.2f} s")
+    searcher.search(xq[:1], args.k)  # the norms, computed at the first look-up-table scan
+
+    def forced(tables: bool):
+        """The searcher with the scan's path forced: the look-up tables, or decode + faiss's exhaustive search."""
+        def run(q: np.ndarray, k: int):
+            saved, decoded.use_tables = decoded.use_tables, lambda nq, d: tables
+            try:
+                return searcher.search(q, k)
+            finally:
+                decoded.use_tables = saved
+        return run
+
+    decoding, tables = forced(False), forced(True)
+
+    ours = searcher.search(xq[:5], args.k)
+    D1, I1 = ours.D, ours.I
+    D2, I2 = lut_index.search(xq[:5], args.k)
+    log(f"lsq {bits} bits: the same neighbours as faiss's look-up tables for {(I1 == I2).mean():.4f} of the "
+        f"slots, distances within {np.abs(D1 - D2).max():.2g}")
+    rows = compare(f"lsq {bits} bits vs faiss LSQ ST_norm_float", lambda q, k: searcher.search(q, k),
+                   lambda q, k: lut_index.search(q, k), xq, xq, args.k, args.reps)
+    rows += compare(f"lsq {bits} bits vs IndexPQ(d, {M}, 8)", lambda q, k: searcher.search(q, k),
+                    lambda q, k: pq.search(q, k), xq, xq, args.k, args.reps)
+    rows += compare(f"lsq {bits} bits decoded at every call (before) vs IndexPQ(d, {M}, 8)", decoding,
+                    lambda q, k: pq.search(q, k), xq, xq, args.k, args.reps, (1, 10))
+    rows += compare(f"lsq {bits} bits: look-up tables vs decoded at every call (both vecspread)",
+                    tables, decoding, xq, xq, args.k, args.reps, CROSSOVER_BATCHES)
+    searcher.close()
+    return rows
 
 
 #: PCA output dimension of the lattice at each budget (as ``vecspread bench``)

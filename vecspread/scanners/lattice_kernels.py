@@ -19,6 +19,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from vecspread.scanners.heap_kernels import heap_push, sort_heap
+
 #: codes per tile: a tile of 24-d int8 points is 48 kB, compared with every query before the next
 TILE = 2048
 
@@ -52,43 +54,6 @@ def unpack_points(packed: np.ndarray, bits: int, d: int) -> np.ndarray:
     both[:, 0::2] = np.where(lo > 7, lo - 16, lo)
     both[:, 1::2] = np.where(hi > 7, hi - 16, hi)
     return both[:, :d]
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _push(heap_d: np.ndarray, heap_i: np.ndarray, k: int, dist: np.float32, idx: np.int64) -> None:
-    """Replace the root of a max-heap of (distance, id) by (dist, idx) and sift it down."""
-    pos = 0
-    while True:
-        child = 2 * pos + 1
-        if child >= k:
-            break
-        if child + 1 < k and (heap_d[child + 1] > heap_d[child] or (
-                heap_d[child + 1] == heap_d[child] and heap_i[child + 1] > heap_i[child])):
-            child += 1
-        if heap_d[child] > dist or (heap_d[child] == dist and heap_i[child] > idx):
-            heap_d[pos] = heap_d[child]
-            heap_i[pos] = heap_i[child]
-            pos = child
-        else:
-            break
-    heap_d[pos] = dist
-    heap_i[pos] = idx
-
-
-@numba.njit(cache=True, nogil=True)
-def _sort_heap(heap_d: np.ndarray, heap_i: np.ndarray, out_d: np.ndarray, out_i: np.ndarray) -> None:
-    """Heap contents -> ascending (distance, id): a stable sort by distance of the entries sorted by id.
-    Empty slots (id -1, distance +inf) come last: every real distance is finite."""
-    k = heap_d.shape[0]
-    by_id = np.argsort(heap_i, kind="mergesort")
-    d_by_id = np.empty(k, np.float32)
-    for j in range(k):
-        d_by_id[j] = heap_d[by_id[j]]
-    order = np.argsort(d_by_id, kind="mergesort")
-    for j in range(k):
-        src = by_id[order[j]]
-        out_d[j] = heap_d[src]
-        out_i[j] = heap_i[src]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -193,7 +158,7 @@ def topk(yq: np.ndarray, points: np.ndarray, nibbles: bool, inv_r: float, k: int
                         if dist < 0:
                             dist = np.float32(0.0)
                         if dist < worst:
-                            _push(heap_d[a], heap_i[a], k, dist, id_offset + t0 + i)
+                            heap_push(heap_d[a], heap_i[a], k, dist, id_offset + t0 + i)
                             worst = heap_d[a, 0]
         for a in range(m):
-            _sort_heap(heap_d[a], heap_i[a], out_d[q0 + a], out_i[q0 + a])
+            sort_heap(heap_d[a], heap_i[a], out_d[q0 + a], out_i[q0 + a])

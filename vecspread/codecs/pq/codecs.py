@@ -220,10 +220,11 @@ class LSQCodec(_FaissSACodec):
     A code is M bytes; its reconstruction is the *sum* of one 256-entry codebook vector (d,) per byte.
     Training runs ``train_iters`` rounds (faiss default 25) and encoding ``encode_ils_iters`` iterated
     local-search rounds (faiss default 16); both cost time linearly, so they are the budget knobs.
-    Search ranks codes by the exact squared L2 distance from the query to their reconstruction, the
-    distance of the index's default ``ST_decompress`` search (which needs no norms stored in the code);
-    it decodes each block once and runs ``faiss.knn`` on it (faiss's own scan decodes every code once
-    per query; on SIFT both give the same D and I, this one about 50 times faster).
+    Search ranks codes by the squared L2 distance from the query to their reconstruction, the distance
+    of the index's default ``ST_decompress`` search (the codes store no norms): ``vecspread.scanners.decoded``
+    scans few queries by look-up tables with each code's norm computed once into its search-ready form,
+    and many by decoding each block once and running ``faiss.knn`` on it (faiss's own ``ST_decompress``
+    scan decodes every code once per query).
 
     faiss draws the random starting codes per ``compute_codes`` call from a fixed seed, so the code of
     a vector depends on the batch it is encoded in (``--block-size``), not only on the vector; the
