@@ -29,8 +29,8 @@ from vecspread.knn import merge_topk
 from vecspread.scanners.base import ExhaustiveScanner, Ready
 
 #: queries per call up to which the look-up tables scan the codes whatever faiss would do (see
-#: :func:`use_tables`); on 200k LSQ codes (one thread) tables and decode + a forced BLAS search cost the same at about 250
-#: queries for 8-byte codes and 80 for 16-byte ones (benchmarks/RESULTS.md, scan latency)
+#: :func:`use_tables`); on 200k LSQ codes (one thread) the tables and a forced BLAS search of the decoded
+#: codes cost the same at about 250 queries for 8-byte codes and 80 for 16-byte ones (RESULTS.md)
 LUT_MAX_QUERIES = 128
 
 #: codes decoded at once on the many-queries path: DECODE_ROWS * d float32 (32 MiB at d = 128)
