@@ -47,6 +47,17 @@ def use_tables(nq: int, d: int) -> bool:
 
 
 @dataclass
+class AdditiveQueries:
+    """The queries of one call: (nq, d) float32 ``x`` and, when the call scans by look-up tables
+    (:func:`use_tables`), their (nq, M, ksub) float64 tables ``lut`` of -2 <q, C_m[j]> and (nq,) float64
+    ``base`` = ||q||^2, computed once for all the blocks."""
+
+    x: np.ndarray
+    lut: np.ndarray | None = None
+    base: np.ndarray | None = None
+
+
+@dataclass
 class AdditiveBlock:
     """A block of additive codes in search-ready form: (n, M) uint8 ``codes`` and, once a look-up-table
     scan has needed them, (n,) float32 ``norms``: ||x||^2 of each code's reconstruction."""
@@ -61,8 +72,15 @@ class DecodedScanner(ExhaustiveScanner):
     name = "decoded"
     families = ("additive",)
 
-    def prepare(self, yq: np.ndarray) -> np.ndarray:
-        return self.codec.check_queries(yq)
+    def prepare(self, yq: np.ndarray) -> AdditiveQueries:
+        x = self.codec.check_queries(yq)
+        if not use_tables(len(x), x.shape[1]):
+            return AdditiveQueries(x)
+        C = self._codebooks64  # (M, ksub, d)
+        M, ksub, d = C.shape
+        q = x.astype(np.float64)
+        lut = np.ascontiguousarray((-2.0 * (q @ C.reshape(M * ksub, d).T)).reshape(len(q), M, ksub))
+        return AdditiveQueries(x, lut, (q * q).sum(1))
 
     def ready(self, block: np.ndarray) -> Ready:
         return Ready(len(block), AdditiveBlock(np.ascontiguousarray(block, dtype=np.uint8)),
@@ -73,30 +91,26 @@ class DecodedScanner(ExhaustiveScanner):
 
     def warm_up(self) -> None:
         """Run the look-up-table kernel once on one code, so that numba compiles or loads it before any timing."""
-        q = np.zeros((1, self.codec.d_), np.float32)
-        self.block_topk(q, AdditiveBlock(np.zeros((1, self.codec.code_size), np.uint8)), 1)
+        queries = self.prepare(np.zeros((1, self.codec.d_), np.float32))
+        self.block_topk(queries, AdditiveBlock(np.zeros((1, self.codec.code_size), np.uint8)), 1)
 
     def block_topk(self, queries: Any, block: Any, kb: int) -> tuple[np.ndarray, np.ndarray]:
-        if use_tables(len(queries), queries.shape[1]):
+        if queries.lut is not None:
             return self._lut_topk(queries, block, kb)
-        return self._decoded_topk(queries, block.codes, kb)
+        return self._decoded_topk(queries.x, block.codes, kb)
 
-    def _lut_topk(self, queries: np.ndarray, block: AdditiveBlock, kb: int) -> tuple[np.ndarray, np.ndarray]:
+    def _lut_topk(self, queries: AdditiveQueries, block: AdditiveBlock, kb: int) -> tuple[np.ndarray, np.ndarray]:
         from vecspread.scanners.additive_kernels import lut_topk
         from vecspread.scanners.lattice_kernels import use_threads
 
         use_threads()
         if block.norms is None:
             block.norms = self._norms(block.codes)
-        C = self._codebooks64  # (M, ksub, d)
-        M, ksub, d = C.shape
-        q = queries.astype(np.float64)
-        lut = np.ascontiguousarray((-2.0 * (q @ C.reshape(M * ksub, d).T)).reshape(len(q), M, ksub))
-        base = (q * q).sum(1)
-        D = np.empty((len(q), kb), np.float32)
-        I = np.empty((len(q), kb), np.int64)
-        if len(q):
-            lut_topk(lut, base, block.codes, block.norms, kb, D, I)
+        nq = len(queries.x)
+        D = np.empty((nq, kb), np.float32)
+        I = np.empty((nq, kb), np.int64)
+        if nq:
+            lut_topk(queries.lut, queries.base, block.codes, block.norms, kb, D, I)
         return D, I
 
     def _decoded_topk(self, queries: np.ndarray, codes: np.ndarray, kb: int) -> tuple[np.ndarray, np.ndarray]:
